@@ -1,0 +1,1 @@
+"""Command-line tools: each module defines one Tool subclass and ``main``."""

@@ -1,0 +1,1 @@
+"""Gaia compatibility: descriptor patterns, datasets, preprocessing, .history models."""

@@ -1,0 +1,314 @@
+"""Record streams: msgpack or JSON sequences of records, read one at a time, and their writers.
+
+Readers auto-detect the wire format from the first byte (design.md §3): a msgpack map
+(0x80-0x8f, 0xde, 0xdf), JSON (``{`` after optional whitespace, objects one per line or
+concatenated/pretty as jq accepts), or a YAML document (Essentia's YAML output). Memory use
+is bounded by the largest single record, not by the stream.
+
+A truncated or corrupt stream raises :class:`StreamError` naming the byte offset (and line,
+for JSON) of the fault, after every complete record before it has been yielded. A complete
+value that is not a record (a JSON number, a msgpack list) is yielded as a
+:class:`MirkitError` instance in its place, so that the caller reports it and goes on.
+"""
+
+import codecs
+import io
+import json
+import math
+import os
+import sys
+
+import msgpack
+
+from . import yamlio
+from .errors import MirkitError, StreamError
+from .records import check_record
+
+FORMATS = ("msgpack", "json")
+_CHUNK = 1 << 16
+_MAX_RECORD_BYTES = 1 << 28  # 256 MiB: bounds what a corrupt length field can make us allocate
+_MSGPACK_MAP_FIRST = set(range(0x80, 0x90)) | {0xDE, 0xDF}
+_JSON_WS = b" \t\r\n"
+
+
+def _is_msgpack_start(byte):
+    return byte in _MSGPACK_MAP_FIRST
+
+
+class _CountingReader(io.RawIOBase):
+    """Wraps a binary file, counting the bytes handed out (to detect truncated msgpack)."""
+
+    def __init__(self, head, raw):
+        self._head = head
+        self._raw = raw
+        self.count = 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        if self._head:
+            n = min(len(buf), len(self._head))
+            buf[:n] = self._head[:n]
+            self._head = self._head[n:]
+        else:
+            data = self._raw.read(len(buf))
+            n = len(data)
+            buf[:n] = data
+        self.count += n
+        return n
+
+
+def _binary(fileobj):
+    return getattr(fileobj, "buffer", fileobj)
+
+
+def read_records(fileobj, source="-"):
+    """Yield the records of a binary (or text-with-.buffer) stream, auto-detecting the format.
+
+    Each item is a dict, or a MirkitError standing for one complete non-record value.
+    StreamError is raised for a corrupt or truncated stream (after all good records).
+    """
+    raw = _binary(fileobj)
+    head = b""
+    # skip leading whitespace to find the first significant byte
+    while True:
+        chunk = raw.read(_CHUNK)
+        if not chunk:
+            if head.strip(_JSON_WS):
+                break
+            return  # empty stream: no records
+        head += chunk
+        if head.lstrip(_JSON_WS):
+            break
+    stripped = head.lstrip(_JSON_WS)
+    first = stripped[0]
+    if len(stripped) == len(head) and _is_msgpack_start(first):
+        yield from _read_msgpack(head, raw, source)
+    elif first in b"{[":
+        yield from _read_json(head, raw, source)
+    elif first in b"0123456789-\"tfn":
+        yield from _read_json(head, raw, source)
+    else:
+        yield from _read_yaml(head, raw, source)
+
+
+def _read_msgpack(head, raw, source):
+    counter = _CountingReader(head, raw)
+    unpacker = msgpack.Unpacker(
+        io.BufferedReader(counter, _CHUNK), raw=False, strict_map_key=False,
+        max_buffer_size=_MAX_RECORD_BYTES)
+    done = 0
+    index = 0
+    while True:
+        try:
+            obj = next(unpacker)
+        except StopIteration:
+            break
+        except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError,
+                UnicodeDecodeError, TypeError) as exc:
+            raise StreamError(f"corrupt msgpack stream at byte offset {done} (after {index} "
+                              f"record(s)): {exc or type(exc).__name__}", source, done) from None
+        except msgpack.OutOfData:  # pragma: no cover - file-like unpackers stop instead
+            break
+        done = unpacker.tell()
+        index += 1
+        yield _as_record(obj, source, f"item {index} (byte offset {done})")
+    # a file-like Unpacker stops silently on a partial object: compare with what it read
+    buffered = counter.count - done
+    if buffered > 0:
+        raise StreamError(f"truncated msgpack stream at byte offset {done} (after {index} "
+                          f"record(s)): {buffered} trailing byte(s) do not form a record",
+                          source, done)
+
+
+def _as_record(obj, source, where):
+    try:
+        return check_record(obj)
+    except MirkitError as exc:
+        return MirkitError(f"{where}: {exc.reason}", source)
+
+
+def _read_json(head, raw, source):
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")("strict")
+    buf = ""
+    eof = False
+    byte_offset = 0
+    line = 1
+    index = 0
+    pending = head
+    want = _CHUNK
+
+    def feed(data, final=False):
+        try:
+            return utf8.decode(data, final)
+        except UnicodeDecodeError as exc:
+            raise StreamError(f"invalid UTF-8 in JSON stream near byte offset "
+                              f"{byte_offset + len(buf.encode('utf-8')) + exc.start}",
+                              source, byte_offset) from None
+
+    buf = feed(pending)
+    while True:
+        # drop whitespace between values
+        stripped = buf.lstrip()
+        if len(stripped) != len(buf):
+            skipped = buf[:len(buf) - len(stripped)]
+            byte_offset += len(skipped.encode("utf-8"))
+            line += skipped.count("\n")
+            buf = stripped
+        if not buf:
+            if eof:
+                return
+            data = raw.read(_CHUNK)
+            if not data:
+                eof = True
+                buf = feed(b"", True)
+                continue
+            buf = feed(data)
+            continue
+        try:
+            obj, end = decoder.raw_decode(buf)
+        except json.JSONDecodeError as exc:
+            incomplete = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
+            if not eof and incomplete:
+                if len(buf) > _MAX_RECORD_BYTES:
+                    raise StreamError(f"JSON value at byte offset {byte_offset} (line {line}) "
+                                      f"exceeds {_MAX_RECORD_BYTES} bytes", source, byte_offset) from None
+                # read as much again as we hold: amortised linear time for large records
+                data = raw.read(max(want, len(buf)))
+                if not data:
+                    eof = True
+                    buf += feed(b"", True)
+                else:
+                    buf += feed(data)
+                continue
+            where_line = line + buf.count("\n", 0, exc.pos)
+            kind = "truncated" if incomplete else "corrupt"
+            raise StreamError(f"{kind} JSON stream at byte offset {byte_offset} (line {line}, "
+                              f"after {index} record(s)): {exc.msg} at line {where_line}",
+                              source, byte_offset) from None
+        except RecursionError:
+            raise StreamError(f"JSON value at byte offset {byte_offset} (line {line}) is nested "
+                              f"too deeply", source, byte_offset) from None
+        if end < len(buf) and not buf[end].isspace() and buf[end - 1] not in "}]\"":
+            # e.g. "12abc": a number glued to garbage
+            raise StreamError(f"corrupt JSON stream at byte offset {byte_offset} (line {line}, "
+                              f"after {index} record(s)): unexpected data after a value",
+                              source, byte_offset)
+        if end == len(buf) and not eof and not isinstance(obj, (dict, list, str)):
+            # a bare number/literal may continue in the next chunk
+            data = raw.read(_CHUNK)
+            if data:
+                buf += feed(data)
+                continue
+            eof = True
+            buf += feed(b"", True)
+            continue
+        consumed = buf[:end]
+        index += 1
+        where = f"item {index} (byte offset {byte_offset}, line {line})"
+        byte_offset += len(consumed.encode("utf-8"))
+        line += consumed.count("\n")
+        buf = buf[end:]
+        yield _as_record(obj, source, where)
+
+
+def _read_yaml(head, raw, source):
+    data = head + raw.read()
+    obj = yamlio.loads(data, source=source)
+    if obj is None:
+        return
+    yield _as_record(obj, source, "YAML document")
+
+
+def _is_yaml_path(path):
+    return os.path.splitext(str(path))[1].lower() in (".yaml", ".yml", ".sig")
+
+
+def read_file(path):
+    """Yield the records of one file: a stream (msgpack/JSON), an Essentia JSON file, or an
+    Essentia YAML / Gaia .sig file. MirkitError naming the file if it cannot be opened."""
+    if path == "-":
+        yield from read_records(sys.stdin.buffer, "-")
+        return
+    if _is_yaml_path(path):
+        obj = yamlio.load(path)
+        if obj is not None:
+            yield _as_record(obj, path, "YAML document")
+        return
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise MirkitError(exc.strerror or str(exc), path) from None
+    with fh:
+        yield from read_records(fh, path)
+
+
+def load_single_record(path):
+    """Read a file that must hold exactly one record (a descriptor file); MirkitError if not."""
+    items = list(read_file(path))
+    if len(items) != 1:
+        raise MirkitError(f"expected one record, found {len(items)}", path)
+    if isinstance(items[0], MirkitError):
+        raise MirkitError(items[0].reason, path)
+    return items[0]
+
+
+def to_plain(obj):
+    """Convert numpy scalars/arrays (and tuples) inside ``obj`` to plain Python data."""
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    return obj
+
+
+def _default(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def default_format(stream):
+    """msgpack when ``stream`` is not a terminal, JSON when it is (design.md §3)."""
+    try:
+        return "json" if stream.isatty() else "msgpack"
+    except (AttributeError, ValueError):
+        return "msgpack"
+
+
+class RecordWriter:
+    """Writes records to a binary stream as msgpack or JSON (one object per line, or
+    indented when ``indent`` is set). Numpy values are converted on the way out."""
+
+    def __init__(self, fileobj, fmt="msgpack", indent=None):
+        if fmt not in FORMATS:
+            raise MirkitError(f"unknown format {fmt!r} (choose msgpack or json)")
+        self.fh = _binary(fileobj)
+        self.fmt = fmt
+        self.indent = indent
+        self.count = 0
+        if fmt == "msgpack":
+            self._packer = msgpack.Packer(default=_default, use_bin_type=True)
+
+    def write(self, record):
+        if self.fmt == "msgpack":
+            data = self._packer.pack(record)
+        else:
+            data = (json.dumps(record, default=_default, indent=self.indent,
+                               ensure_ascii=False) + "\n").encode("utf-8")
+        self.fh.write(data)
+        self.count += 1
+
+    def flush(self):
+        self.fh.flush()
+
+
+def isfinite_number(value):
+    """True for a finite int/float (bools excluded)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

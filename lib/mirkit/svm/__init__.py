@@ -1,0 +1,1 @@
+"""SVM training and prediction (libsvm-official), mirkit model files."""

@@ -1,0 +1,1 @@
+"""Essentia TensorFlow models: loading, front ends, inference. Imports TensorFlow lazily."""
