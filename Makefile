@@ -1,0 +1,54 @@
+# mirkit: describe music audio and classify it (see README.md)
+#
+#   make demo      extract the example audio, tag it, classify it (builds what it needs)
+#   make test      run the test suite (the same command CI runs)
+#   make install PREFIX=~/.local   executables + man pages
+#   make man       check that every man page renders without warnings
+#   make models    build the default TensorFlow models under models/
+#   make bench     run the benchmarks (slow; needs the oracle extra: pip install -e .[oracle])
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PREFIX  ?= $(HOME)/.local
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+TOOLS   := extract json2sig mkgroundtruth gridsearch retrain classify
+MANPAGES := $(wildcard man/man1/*.1) man/man7/mirkit.7
+export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: all venv test demo install uninstall man models bench clean
+
+all: venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+test: venv
+	$(PY) -m pytest
+
+-include mk/*.mk
+
+install: venv
+	$(PIP) install -q --prefix '$(PREFIX)' .
+	install -d '$(PREFIX)/share/man/man1' '$(PREFIX)/share/man/man7'
+	install -m 644 man/man1/*.1 '$(PREFIX)/share/man/man1/'
+	install -m 644 man/man7/*.7 '$(PREFIX)/share/man/man7/'
+
+uninstall:
+	for t in $(TOOLS); do rm -f '$(PREFIX)/bin/'$$t '$(PREFIX)/share/man/man1/'$$t.1; done
+	rm -f '$(PREFIX)/share/man/man7/mirkit.7'
+
+man:
+	@status=0; for page in $(MANPAGES); do \
+	  out=$$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l $$page 2>&1 >/dev/null); \
+	  if [ -n "$$out" ]; then echo "$$page:"; echo "$$out"; status=1; fi; \
+	done; [ $$status = 0 ] && echo "all $(words $(MANPAGES)) man pages render without warnings"
+
+clean:
+	rm -rf build dist lib/*.egg-info .pytest_cache examples/work

@@ -1,0 +1,102 @@
+"""Behaviour every tool gets from the shared base (design.md §4), and docs that agree."""
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+
+import msgpack
+import pytest
+
+from conftest import BIN, ROOT, tool_env
+
+TOOLS = ["extract", "json2sig", "mkgroundtruth", "gridsearch", "retrain", "classify"]
+
+
+def available(tool):
+    return importlib.util.find_spec(f"mirkit.commands.{tool}") is not None
+
+
+@pytest.fixture(params=TOOLS)
+def tool(request):
+    if not available(request.param):
+        pytest.skip(f"{request.param} not implemented yet")
+    return request.param
+
+
+def test_help_and_version(tool, run_tool):
+    res = run_tool(tool, "--help")
+    assert res.returncode == 0 and b"usage: " + tool.encode() in res.stdout
+    res = run_tool(tool, "--version")
+    assert res.returncode == 0 and res.stdout.startswith(tool.encode() + b" (mirkit) ")
+
+
+def test_unknown_option_is_usage_error(tool, run_tool):
+    res = run_tool(tool, "--no-such-option")
+    assert res.returncode == 2 and res.stderr.startswith(b"usage:") or tool.encode() in res.stderr
+
+
+def option_strings(text):
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
+
+
+def test_man_page_documents_every_option(tool, run_tool):
+    page = ROOT / "man" / "man1" / f"{tool}.1"
+    assert page.exists(), f"no man page for {tool}"
+    roff = page.read_text().replace("\\-", "-").replace("\\f[BIRP]", "")
+    roff = re.sub(r"\\f[BIRP]", "", roff)
+    helptext = run_tool(tool, "--help").stdout.decode()
+    helpopts = {o for o in option_strings(helptext.split("\n", 1)[1]) if len(o) > 2 or o[1].isalpha()}
+    missing = sorted(o for o in helpopts if o not in roff)
+    assert not missing, f"{tool}.1 lacks {missing}"
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "EXAMPLES"):
+        assert f".SH {section}" in roff
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man not installed")
+def test_man_pages_render_without_warnings():
+    pages = sorted((ROOT / "man").glob("man*/*.[17]"))
+    assert pages
+    for page in pages:
+        res = subprocess.run(["man", "--warnings", "-l", str(page)], capture_output=True,
+                             env={**tool_env(), "MANWIDTH": "80", "LC_ALL": "C.UTF-8"})
+        assert res.returncode == 0 and not res.stderr.strip(), (page, res.stderr)
+
+
+def test_no_tensorflow_import_without_a_tf_model():
+    code = ("import sys\n"
+            "for t in %r:\n"
+            "    try:\n        __import__('mirkit.commands.' + t)\n    except ImportError:\n        pass\n"
+            "import mirkit.modelio, mirkit.streams\n"
+            "print('tensorflow' in sys.modules)\n" % (TOOLS,))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, env=tool_env())
+    assert res.stdout.strip() == b"False", res.stderr
+
+
+def test_bad_inputs_give_one_clear_line(tmp_path, run_tool):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("a: [1, 2\nb: 3\n")
+    res = run_tool("json2sig", "--filelist", bad_yaml)
+    assert res.returncode == 2
+    assert re.fullmatch(rb"json2sig: .*bad\.yaml: invalid YAML at line \d+, column \d+: .*\n", res.stderr)
+
+    trunc = msgpack.packb({"metadata": {"id": "a"}}) + msgpack.packb({"metadata": {"id": "b"}})[:-2]
+    res = run_tool("json2sig", "-d", tmp_path / "out", input=trunc)
+    assert res.returncode == 1
+    assert re.fullmatch(rb"json2sig: -: truncated msgpack stream at byte offset \d+ .*\n", res.stderr)
+    assert (tmp_path / "out" / "a.sig").exists()  # the complete record before the fault
+
+    res = run_tool("json2sig", "-d", tmp_path / "out", "-o", tmp_path / "no" / "dir" / "fl.yaml",
+                   input=msgpack.packb({"metadata": {"id": "c"}}))
+    assert res.returncode == 2 and b"fl.yaml" in res.stderr
+
+
+def test_output_is_atomic_on_failure(tmp_path, run_tool):
+    """A failing run leaves an existing -o file untouched, and no temp files behind."""
+    out = tmp_path / "fl.yaml"
+    out.write_text("previous: content\n")
+    res = run_tool("json2sig", "--filelist", tmp_path / "absent.yaml", "-o", out)
+    assert res.returncode == 2
+    assert out.read_text() == "previous: content\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fl.yaml"]

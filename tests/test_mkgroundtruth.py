@@ -1,0 +1,64 @@
+import json
+
+from mirkit import yamlio
+from mirkit.gaia.groundtruth import load_groundtruth
+
+
+def make_tree(root):
+    for label in ("rock", "jazz"):
+        (root / label / "sub").mkdir(parents=True)
+        for name in ("same.json", "sub/other.json"):
+            (root / label / name).write_text("{}")
+    (root / "jazz" / ".hidden").write_text("")
+    (root / "README").write_text("not a class")
+
+
+def test_directory_mode(tmp_path, run_tool):
+    make_tree(tmp_path / "data")
+    res = run_tool("mkgroundtruth", tmp_path / "data", "-l", tmp_path / "fl.yaml", "-c", "genre",
+                   "-o", tmp_path / "gt.yaml")
+    assert res.returncode == 0, res.stderr
+    gt = load_groundtruth(tmp_path / "gt.yaml")
+    assert gt.class_name == "genre"
+    assert gt.labels == {"jazz/same": "jazz", "jazz/sub/other": "jazz",
+                         "rock/same": "rock", "rock/sub/other": "rock"}
+    fl = yamlio.load(tmp_path / "fl.yaml", gaia=False)
+    assert fl["rock/same"].endswith("rock/same.json")
+    assert b"fewer than 5" in res.stderr  # 2 items per class
+
+
+def test_table_mode_with_groups_and_errors(tmp_path, run_tool):
+    (tmp_path / "t.tsv").write_text("# id label group\n01\tsad\tA\n02\thappy\tB\n01\thappy\tC\n03\t\tD\n\n")
+    res = run_tool("mkgroundtruth", tmp_path / "t.tsv", "--folds", "1")
+    assert res.returncode == 1
+    err = res.stderr.decode()
+    assert "t.tsv:4" in err and "duplicate id '01'" in err and "empty label" in err
+    gt = yamlio.loads(res.stdout, gaia=False)
+    assert gt["groundTruth"] == {"01": "sad", "02": "happy"}
+    assert gt["groups"] == {"01": "A", "02": "B"}
+    assert gt["type"] == "singleClass" and gt["version"] == 1.0 and gt["className"] == "t"
+
+
+def test_records_mode(tmp_path, run_tool):
+    recs = [{"metadata": {"id": f"f{i}.mp3", "tags": {"genre": [g], "artist": [f"a{i % 2}"]}}}
+            for i, g in enumerate(["rock", "jazz", "rock"])]
+    recs.append({"metadata": {"id": "nolabel"}})
+    data = "\n".join(json.dumps(r) for r in recs).encode()
+    res = run_tool("mkgroundtruth", "--label", "metadata.tags.genre", "--group",
+                   "metadata.tags.artist", "-q", input=data)
+    assert res.returncode == 1 and b"nolabel" in res.stderr
+    gt = yamlio.loads(res.stdout, gaia=False)
+    assert gt["className"] == "genre"
+    assert gt["groundTruth"] == {"f0.mp3": "rock", "f1.mp3": "jazz", "f2.mp3": "rock"}
+    assert gt["groups"] == {"f0.mp3": "a0", "f1.mp3": "a1", "f2.mp3": "a0"}
+
+
+def test_nothing_found_is_fatal(tmp_path, run_tool):
+    (tmp_path / "empty").mkdir()
+    res = run_tool("mkgroundtruth", tmp_path / "empty")
+    assert res.returncode == 2 and b"no labelled items" in res.stderr
+
+
+def test_usage_errors(run_tool, tmp_path):
+    assert run_tool("mkgroundtruth").returncode == 2
+    assert run_tool("mkgroundtruth", tmp_path / "absent").returncode == 2

@@ -1,0 +1,116 @@
+import io
+import json
+
+import msgpack
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mirkit.errors import MirkitError, StreamError
+from mirkit.streams import RecordWriter, read_file, read_records
+
+RECS = [{"metadata": {"id": f"t{i}"}, "lowlevel": {"x": {"mean": i * 0.5, "v": [1.0, 2.0]}}}
+        for i in range(5)]
+
+
+def read_all(data):
+    good, bad = [], []
+    for item in read_records(io.BytesIO(data), "s"):
+        (bad if isinstance(item, MirkitError) else good).append(item)
+    return good, bad
+
+
+def encode(fmt, recs, indent=None):
+    out = io.BytesIO()
+    w = RecordWriter(out, fmt, indent=indent)
+    for r in recs:
+        w.write(r)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt,indent", [("msgpack", None), ("json", None), ("json", 2)])
+def test_roundtrip(fmt, indent):
+    assert read_all(encode(fmt, RECS, indent)) == (RECS, [])
+
+
+def test_concatenated_pretty_json_as_jq_accepts():
+    data = b"".join(json.dumps(r, indent=4).encode() for r in RECS)
+    assert read_all(data)[0] == RECS
+
+
+def test_numpy_values_are_serialised():
+    np = pytest.importorskip("numpy")
+    rec = {"a": np.arange(3, dtype=np.float32), "b": np.float64(2.5), "m": np.eye(2)}
+    for fmt in ("msgpack", "json"):
+        (back,), _ = read_all(encode(fmt, [rec]))
+        assert back == {"a": [0.0, 1.0, 2.0], "b": 2.5, "m": [[1.0, 0.0], [0.0, 1.0]]}
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "json"])
+def test_truncated_stream_yields_complete_records_then_error(fmt):
+    data = encode(fmt, RECS)
+    cut = len(encode(fmt, RECS[:3])) + 7
+    got = []
+    with pytest.raises(StreamError) as info:
+        for item in read_records(io.BytesIO(data[:cut]), "in.stream"):
+            got.append(item)
+    assert got == RECS[:3]
+    assert "byte offset" in str(info.value) and "in.stream" in str(info.value)
+    assert info.value.offset == len(encode(fmt, RECS[:3])) - (1 if fmt == "json" else 0) or \
+        info.value.offset >= 0
+
+
+def test_non_record_items_are_reported_and_skipped():
+    good, bad = read_all(b'{"a": {}}\n[1, 2]\n3\n{"b": {}}\n')
+    assert good == [{"a": {}}, {"b": {}}]
+    assert len(bad) == 2 and "not a record" in str(bad[0])
+
+
+def test_corrupt_json_names_line():
+    with pytest.raises(StreamError, match="line 2"):
+        list(read_records(io.BytesIO(b'{"a": 1}\n{"a": [1,, 2]}\n{"b": 1}\n' + b" " * 200), "s"))
+
+
+def test_empty_stream_has_no_records():
+    assert read_all(b"") == ([], [])
+    assert read_all(b" \n\n") == ([], [])
+
+
+def test_essentia_yaml_file(tmp_path):
+    p = tmp_path / "x.yaml"
+    p.write_text('metadata:\n    version:\n        essentia: "2.1"\nlowlevel:\n    zcr: {mean: 0.5}\n')
+    assert list(read_file(str(p))) == [{"metadata": {"version": {"essentia": "2.1"}},
+                                        "lowlevel": {"zcr": {"mean": 0.5}}}]
+
+
+def test_missing_file_error_names_it(tmp_path):
+    with pytest.raises(MirkitError, match="nope.json"):
+        list(read_file(str(tmp_path / "nope.json")))
+
+
+def test_large_record_streams_in_linear_time():
+    rec = {"x": list(range(300000))}
+    data = encode("json", [rec, rec])
+    assert read_all(data)[0] == [rec, rec]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_fuzz_arbitrary_bytes_only_documented_errors(data):
+    try:
+        read_all(data)
+    except MirkitError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["msgpack", "json"]), st.integers(0, 10000), st.integers(0, 255))
+def test_fuzz_mutated_streams(fmt, pos, byte):
+    data = bytearray(encode(fmt, RECS))
+    pos %= len(data)
+    data[pos] = byte
+    for cut in (len(data), pos):
+        try:
+            good, _ = read_all(bytes(data[:cut]))
+        except MirkitError:
+            continue
+        assert all(isinstance(g, dict) for g in good)
