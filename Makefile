@@ -34,14 +34,20 @@ test: venv
 
 -include mk/*.mk
 
-install: venv
-	$(PIP) install -q --prefix '$(PREFIX)' .
-	install -d '$(PREFIX)/share/man/man1' '$(PREFIX)/share/man/man7'
+# A private environment under PREFIX/lib/mirkit (as pipx does), the executables linked
+# into PREFIX/bin: the install does not depend on this checkout or on the system Python.
+install:
+	$(PYTHON) -m venv '$(PREFIX)/lib/mirkit'
+	'$(PREFIX)/lib/mirkit/bin/pip' install -q --upgrade pip
+	'$(PREFIX)/lib/mirkit/bin/pip' install -q .
+	install -d '$(PREFIX)/bin' '$(PREFIX)/share/man/man1' '$(PREFIX)/share/man/man7'
+	for t in $(TOOLS); do ln -sf '$(PREFIX)/lib/mirkit/bin/'$$t '$(PREFIX)/bin/'$$t; done
 	install -m 644 man/man1/*.1 '$(PREFIX)/share/man/man1/'
 	install -m 644 man/man7/*.7 '$(PREFIX)/share/man/man7/'
 
 uninstall:
 	for t in $(TOOLS); do rm -f '$(PREFIX)/bin/'$$t '$(PREFIX)/share/man/man1/'$$t.1; done
+	rm -rf '$(PREFIX)/lib/mirkit'
 	rm -f '$(PREFIX)/share/man/man7/mirkit.7'
 
 man:

@@ -184,7 +184,8 @@ def _read_json(head, raw, source):
                     buf += feed(data)
                 continue
             where_line = line + buf.count("\n", 0, exc.pos)
-            kind = "truncated" if incomplete else "corrupt"
+            at_end = exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated string")
+            kind = "truncated" if at_end else "corrupt"
             raise StreamError(f"{kind} JSON stream at byte offset {byte_offset} (line {line}, "
                               f"after {index} record(s)): {exc.msg} at line {where_line}",
                               source, byte_offset) from None
