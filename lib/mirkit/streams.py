@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 
 import msgpack
@@ -129,89 +130,83 @@ def _as_record(obj, source, where):
         return MirkitError(f"{where}: {exc.reason}", source)
 
 
+_WS_RE = re.compile(r"\s*")
+
+
 def _read_json(head, raw, source):
+    """JSON values one after another (lines, concatenated or pretty). ``pos`` walks through
+    the decoded buffer; the buffer is compacted only when more input is needed."""
     decoder = json.JSONDecoder()
     utf8 = codecs.getincrementaldecoder("utf-8")("strict")
-    buf = ""
-    eof = False
-    byte_offset = 0
-    line = 1
-    index = 0
-    pending = head
-    want = _CHUNK
+    state = {"bytes": 0}  # byte offset of buf[0] in the stream
 
     def feed(data, final=False):
         try:
             return utf8.decode(data, final)
-        except UnicodeDecodeError as exc:
-            raise StreamError(f"invalid UTF-8 in JSON stream near byte offset "
-                              f"{byte_offset + len(buf.encode('utf-8')) + exc.start}",
-                              source, byte_offset) from None
+        except UnicodeDecodeError:
+            raise StreamError(f"invalid UTF-8 in JSON stream after byte offset {state['bytes']}",
+                              source, state["bytes"]) from None
 
-    buf = feed(pending)
-    while True:
-        # drop whitespace between values
-        stripped = buf.lstrip()
-        if len(stripped) != len(buf):
-            skipped = buf[:len(buf) - len(stripped)]
-            byte_offset += len(skipped.encode("utf-8"))
-            line += skipped.count("\n")
-            buf = stripped
-        if not buf:
-            if eof:
-                return
-            data = raw.read(_CHUNK)
-            if not data:
-                eof = True
-                buf = feed(b"", True)
-                continue
-            buf = feed(data)
-            continue
-        try:
-            obj, end = decoder.raw_decode(buf)
-        except json.JSONDecodeError as exc:
-            incomplete = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
-            if not eof and incomplete:
-                if len(buf) > _MAX_RECORD_BYTES:
-                    raise StreamError(f"JSON value at byte offset {byte_offset} (line {line}) "
-                                      f"exceeds {_MAX_RECORD_BYTES} bytes", source, byte_offset) from None
-                # read as much again as we hold: amortised linear time for large records
-                data = raw.read(max(want, len(buf)))
-                if not data:
-                    eof = True
-                    buf += feed(b"", True)
-                else:
-                    buf += feed(data)
-                continue
-            where_line = line + buf.count("\n", 0, exc.pos)
-            at_end = exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated string")
-            kind = "truncated" if at_end else "corrupt"
-            raise StreamError(f"{kind} JSON stream at byte offset {byte_offset} (line {line}, "
-                              f"after {index} record(s)): {exc.msg} at line {where_line}",
-                              source, byte_offset) from None
-        except RecursionError:
-            raise StreamError(f"JSON value at byte offset {byte_offset} (line {line}) is nested "
-                              f"too deeply", source, byte_offset) from None
-        if end < len(buf) and not buf[end].isspace() and buf[end - 1] not in "}]\"":
-            # e.g. "12abc": a number glued to garbage
-            raise StreamError(f"corrupt JSON stream at byte offset {byte_offset} (line {line}, "
-                              f"after {index} record(s)): unexpected data after a value",
-                              source, byte_offset)
-        if end == len(buf) and not eof and not isinstance(obj, (dict, list, str)):
-            # a bare number/literal may continue in the next chunk
-            data = raw.read(_CHUNK)
-            if data:
-                buf += feed(data)
-                continue
+    buf = feed(head)
+    pos = 0
+    eof = False
+    line = 1
+    index = 0
+
+    def more(size):
+        """Drop the consumed part of the buffer and append up to ``size`` more bytes."""
+        nonlocal buf, pos, eof
+        state["bytes"] += len(buf[:pos].encode("utf-8"))
+        buf = buf[pos:]
+        pos = 0
+        data = raw.read(size)
+        if not data:
             eof = True
             buf += feed(b"", True)
+        else:
+            buf += feed(data)
+
+    while True:
+        ws_end = _WS_RE.match(buf, pos).end()
+        line += buf.count("\n", pos, ws_end)
+        pos = ws_end
+        if pos == len(buf):
+            if eof:
+                return
+            more(_CHUNK)
             continue
-        consumed = buf[:end]
+        try:
+            obj, end = decoder.raw_decode(buf, pos)
+        except json.JSONDecodeError as exc:
+            incomplete = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
+            offset = state["bytes"] + len(buf[:pos].encode("utf-8"))
+            if not eof and incomplete:
+                if len(buf) - pos > _MAX_RECORD_BYTES:
+                    raise StreamError(f"JSON value at byte offset {offset} (line {line}) exceeds "
+                                      f"{_MAX_RECORD_BYTES} bytes", source, offset) from None
+                # read as much again as the value so far: amortised linear time
+                more(max(_CHUNK, len(buf) - pos))
+                continue
+            at_end = exc.pos >= len(buf.rstrip()) or exc.msg.startswith("Unterminated string")
+            kind = "truncated" if at_end else "corrupt"
+            raise StreamError(f"{kind} JSON stream at byte offset {offset} (line {line}, after "
+                              f"{index} record(s)): {exc.msg} at line "
+                              f"{line + buf.count(chr(10), pos, exc.pos)}", source, offset) from None
+        except RecursionError:
+            offset = state["bytes"] + len(buf[:pos].encode("utf-8"))
+            raise StreamError(f"JSON value at byte offset {offset} (line {line}) is nested too "
+                              f"deeply", source, offset) from None
+        if end == len(buf) and not eof and not isinstance(obj, (dict, list, str)):
+            more(_CHUNK)  # a bare number or literal may go on in the next chunk
+            continue
+        offset = state["bytes"] + len(buf[:pos].encode("utf-8"))
+        if end < len(buf) and not buf[end].isspace() and buf[end - 1] not in "}]\"":
+            raise StreamError(f"corrupt JSON stream at byte offset {offset} (line {line}, after "
+                              f"{index} record(s)): unexpected data after a value", source, offset)
         index += 1
-        where = f"item {index} (byte offset {byte_offset}, line {line})"
-        byte_offset += len(consumed.encode("utf-8"))
-        line += consumed.count("\n")
-        buf = buf[end:]
+        where = f"item {index} (byte offset {offset}, line {line})"
+        line += buf.count("\n", pos, end)
+        pos = end
         yield _as_record(obj, source, where)
 
 
