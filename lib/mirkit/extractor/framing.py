@@ -79,10 +79,13 @@ def _cut(x, first, count, frame_size, hop_size, start_from_zero):
         return np.zeros((0, F), np.float32)
     s0 = _first_offset(F, start_from_zero) + first * H
     s1 = s0 + (count - 1) * H + F          # one past the last sample needed
-    lo, hi = max(s0, 0), min(s1, len(x))
-    seg = np.zeros(s1 - s0, np.float32)
-    if hi > lo:
-        seg[lo - s0:hi - s0] = x[lo:hi]
+    if hasattr(x, "read"):                 # a signal store (mirkit.extractor.stream)
+        seg = np.array(x.read(s0, s1), np.float32)
+    else:
+        lo, hi = max(s0, 0), min(s1, len(x))
+        seg = np.zeros(s1 - s0, np.float32)
+        if hi > lo:
+            seg[lo - s0:hi - s0] = x[lo:hi]
     view = np.lib.stride_tricks.as_strided(
         seg, shape=(count, F), strides=(H * seg.strides[0], seg.strides[0]), writeable=False)
     return np.array(view)
@@ -132,9 +135,11 @@ def cut_frames(x, frame_size, hop_size, start_from_zero=False, silent_frames="no
 
     Returns ``(index, frames)``: ``index`` is the int64 stream index of each returned frame,
     ``frames`` a float32 array (n, frame_size). With ``silent_frames="drop"`` fewer rows than
-    ``count`` can come back.
+    ``count`` can come back. ``x`` may also be a signal store (an object with ``len()`` and
+    ``read(a, b)``, see :mod:`mirkit.extractor.stream`): only the needed samples are read.
     """
-    x = np.asarray(x, np.float32)
+    if not hasattr(x, "read"):
+        x = np.asarray(x, np.float32)
     total = frame_count(len(x), frame_size, hop_size, start_from_zero)
     if count is None:
         count = total - first

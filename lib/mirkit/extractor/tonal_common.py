@@ -1,17 +1,22 @@
 """Helpers shared by rhythm.py and tonal.py: option lookup, spectral peaks, statistics.
 
-* :func:`option` reads a profile option given as ``name``, ``section.name`` or Essentia's
-  ``sectionName`` spelling (``frameSize``, ``tonal.frameSize``, ``tonalFrameSize``).
+* :func:`option` reads a profile option given as ``section.name`` (the pipeline's flat
+  profile dict), Essentia's ``sectionName`` spelling (``tonalFrameSize``) or a bare ``name``.
 * :func:`spectral_peaks` is Essentia's SpectralPeaks/PeakDetection (extractor.md §7.2,
   interpolated, plateaus at their middle), vectorised over all the frames of a block.
 * :func:`aggregate` applies the extractor's PoolAggregator statistics (§5) to one frame-wise
-  descriptor (a small private implementation of the same definitions (population variance,
-  absolute derivatives, ``cov`` unbiased, ``icov`` its inverse).
+  descriptor with :func:`mirkit.extractor.stats.aggregate`, or, if that module is missing,
+  a small private implementation of the same definitions.
 """
 
 import numpy as np
 
 from ..errors import MirkitError
+
+try:  # the extractor's statistics module (issue 5)
+    from . import stats as _stats
+except ImportError:  # pragma: no cover - only while that module does not exist
+    _stats = None
 
 DEFAULT_STATS = ("mean", "var", "stdev", "median", "min", "max", "dmean", "dmean2", "dvar", "dvar2")
 KNOWN_STATS = DEFAULT_STATS + ("cov", "icov")
@@ -21,7 +26,7 @@ def option(options, section, name, default):
     """Value of option ``name`` of ``section`` ("rhythm"/"tonal") in ``options`` or ``default``."""
     if not options:
         return default
-    for key in (name, f"{section}.{name}", section + name[:1].upper() + name[1:]):
+    for key in (f"{section}.{name}", section + name[:1].upper() + name[1:], name):
         if key in options and options[key] is not None:
             return options[key]
     return default
@@ -32,10 +37,13 @@ def stats_option(options, section):
     if isinstance(stats, str):
         stats = [s.strip() for s in stats.split(",") if s.strip()]
     stats = list(stats)
-    bad = [s for s in stats if s not in KNOWN_STATS]
+    known = KNOWN_STATS
+    if _stats is not None:
+        known = tuple(getattr(_stats, "KNOWN_STATS", KNOWN_STATS))
+    bad = [s for s in stats if s not in known]
     if bad:
         raise MirkitError(f"{section}.stats: unknown statistic(s) {', '.join(map(str, bad))} "
-                          f"(known: {', '.join(KNOWN_STATS)})")
+                          f"(known: {', '.join(known)})")
     return stats
 
 
@@ -191,9 +199,14 @@ def _private_aggregate(values, stats):
     return out
 
 
-def aggregate(values, stats=DEFAULT_STATS):
+def aggregate(values, stats=DEFAULT_STATS, name="descriptor"):
     """The statistics record ``{stat: value}`` of one frame-wise descriptor.
 
-    ``values`` is a 1-D array (scalar descriptor) or 2-D (n_frames, D).
+    ``values`` is a 1-D array (scalar descriptor) or 2-D (n_frames, D). ``cov``/``icov``
+    only apply to vector descriptors and are skipped for scalar ones.
     """
-    return _private_aggregate(values, list(stats))
+    values = np.asarray(values)
+    stats = [s for s in stats if values.ndim == 2 or s not in ("cov", "icov")]
+    if _stats is not None and hasattr(_stats, "aggregate"):
+        return _stats.aggregate(values, stats, name)
+    return _private_aggregate(values, stats)

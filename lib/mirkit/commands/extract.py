@@ -1,0 +1,151 @@
+"""extract: audio files in, Essentia "music 2.0" descriptor records out (see extract(1))."""
+
+import os
+import sys
+
+from ..cli import Tool, add_jobs_argument
+from ..errors import MirkitError
+from ..extractor import profile as profile_mod
+
+NAMESPACE_CHOICES = ("lowlevel", "rhythm", "tonal")
+
+
+def _parse_descriptors(text):
+    text = (text or "all").strip()
+    if text == "all":
+        return NAMESPACE_CHOICES
+    if text == "none":
+        return ()
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [n for n in names if n not in NAMESPACE_CHOICES]
+    if bad:
+        raise MirkitError(f"--descriptors: unknown namespace(s) {', '.join(bad)} "
+                          f"(use all, none or a list of {', '.join(NAMESPACE_CHOICES)})")
+    return names
+
+
+def _work(item):
+    """Run in a worker: (path, options) -> (kind, payload). Never raises for bad input."""
+    path, options = item
+    from ..extractor.pipeline import extract_file
+    from ..extractor.audio import display_name
+    shown = display_name(path)
+    try:
+        result = extract_file(path, options, source=shown)
+    except MirkitError as exc:
+        if exc.source is None:
+            exc.source = shown
+        return ("error", str(exc))
+    except MemoryError:
+        return ("error", f"{shown}: out of memory")
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the batch
+        return ("error", f"{shown}: internal error: {type(exc).__name__}: {exc}")
+    return ("ok", result)
+
+
+class ExtractTool(Tool):
+    name = "extract"
+    description = ("Describe audio files with Essentia's music extractor descriptors "
+                   "(\"music 2.0\" layout): one record per file on stdout.")
+    inputs_help = "audio files; none or '-' reads paths from stdin, one per line"
+    epilog = ("examples:\n"
+              "  extract song.flac -f json\n"
+              "  find music -name '*.ogg' | extract -j 4 > descriptors.msgpack\n"
+              "  extract --profile profile.yaml --start 30 --end 60 song.wav")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--profile", metavar="YAML",
+                            help="Essentia extractor profile (startTime, endTime, lowlevel.*, "
+                                 "rhythm.*, tonal.*, *stats lists, mergeValues)")
+        parser.add_argument("--start", type=float, metavar="SECONDS",
+                            help="analyse from this time (profile key startTime)")
+        parser.add_argument("--end", type=float, metavar="SECONDS",
+                            help="analyse up to this time (profile key endTime)")
+        parser.add_argument("--frames", action="store_true",
+                            help="after each statistics record, also emit the frame-wise "
+                                 "record (Essentia's outputFrames; metadata.frames = 1)")
+        parser.add_argument("--frames-only", action="store_true",
+                            help="emit only the frame-wise records")
+        parser.add_argument("--descriptors", default="all", metavar="LIST",
+                            help="namespaces to compute: all (default), none (metadata and "
+                                 "models only) or a comma list of lowlevel,rhythm,tonal")
+        parser.add_argument("--model", action="append", default=[], metavar="NAME|PATH",
+                            help="run a TensorFlow audio model (repeatable); predictions go "
+                                 "to highlevel.<name>")
+        parser.add_argument("--embeddings", action="store_true",
+                            help="with --model, also store embeddings.<name>")
+        add_jobs_argument(parser)
+
+    def input_paths(self, args):
+        paths = [p for p in args.inputs if p != "-"]
+        if not args.inputs or "-" in args.inputs:
+            data = sys.stdin.buffer.read()
+            for line in data.split(b"\n"):
+                line = line.rstrip(b"\r")
+                if line.strip():
+                    paths.append(os.fsdecode(line))
+        return paths
+
+    def run(self, args):
+        options = profile_mod.make_options(args.profile, startTime=args.start, endTime=args.end)
+        options["descriptors"] = _parse_descriptors(args.descriptors)
+        options["outputFrames"] = bool(args.frames or args.frames_only)
+        if args.model:
+            options["models"] = list(args.model)
+            options["embeddings"] = bool(args.embeddings)
+            _check_models(args.model)
+        elif args.embeddings:
+            raise MirkitError("--embeddings needs at least one --model")
+        paths = self.input_paths(args)
+        if not paths:
+            raise MirkitError("no audio files given (as arguments or on stdin)")
+        from ..parallel import ordered_map
+        jobs = args.jobs if args.jobs else min(len(paths), _default_jobs())
+        progress = self.progress("extracting", len(paths))
+        with self.record_writer(args) as writer:
+            for kind, payload in ordered_map(_work, ((p, options) for p in paths), jobs):
+                progress.update()
+                if kind == "error":
+                    self.fail(payload)
+                    continue
+                self.successes += 1
+                if options["outputFrames"]:
+                    record, frames = payload
+                    frames["metadata"]["frames"] = 1.0
+                    if not args.frames_only:
+                        writer.write(record)
+                    writer.write(frames)
+                else:
+                    writer.write(payload)
+        progress.close()
+        if self.failures and not self.successes:
+            return 1
+        return None
+
+
+def _check_models(models):
+    """Fail early (exit 2) when the TF backend is missing or a model cannot be found."""
+    try:
+        import importlib
+        tf_extract = importlib.import_module("mirkit.tf.extract")
+        run_models = getattr(tf_extract, "run_models")
+    except (ModuleNotFoundError, AttributeError):
+        raise MirkitError("--model: TensorFlow models are not available in this installation "
+                          "(mirkit.tf.extract.run_models is missing)") from None
+    resolve = getattr(tf_extract, "resolve", None)
+    if resolve is not None and run_models is not None:
+        for spec in models:
+            resolve(spec)
+
+
+def _default_jobs():
+    from ..parallel import default_jobs
+    return default_jobs()
+
+
+def main(argv=None):
+    # bin/extract calls main() at import time; a forkserver/spawn worker of -j re-imports
+    # that script as "__mp_main__" and must not run the tool again.
+    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
+        return
+    ExtractTool.main(argv)

@@ -1,0 +1,152 @@
+"""gridsearch: train SVM classifiers on descriptor files as Gaia's train_model.py does."""
+
+import os
+import sys
+
+from ..cli import Tool, add_jobs_argument
+from ..errors import MirkitError
+from ..gaia.groundtruth import check_consistent, load_filelist, load_groundtruth
+from ..gaia.project import Project, template_version, write_default_project
+from ..records import record_id
+
+
+class GridSearchTool(Tool):
+    name = "gridsearch"
+    description = (
+        "Train SVM classifiers on descriptor files exactly as Gaia's train_model.py does:\n"
+        "merge the files (removevl, fixlength, cleaner), apply every preprocessing of the\n"
+        "project, evaluate every configuration of the grid with Gaia's n-fold cross-validation,\n"
+        "write the .param/.result files and report.tsv, retrain the best configuration on all\n"
+        "data with probabilities into PROJECTDIR/<className>.model and print Gaia's RESULT line.\n"
+        "\n"
+        "Descriptors come from the filelist (id -> descriptor file: Essentia JSON, YAML/.sig or\n"
+        "a one-record msgpack/JSON stream; relative paths resolve against the filelist's\n"
+        "directory), or, when FILELIST is '-' or omitted, from a record stream on stdin matched\n"
+        "to the groundtruth ids by record id. Without -p a project file is generated into\n"
+        "PROJECTDIR/project.yaml from the built-in 2.1-beta5 or 2.1-beta2 template (chosen from\n"
+        "metadata.version.essentia, as Gaia does). A rerun skips configurations already done.")
+    reads_files = False
+    writes_records = False
+    has_output = False
+
+    def add_arguments(self, parser):
+        parser.add_argument("groundtruth", nargs="?", metavar="GROUNDTRUTH",
+                            help="groundtruth YAML (default: the project's 'groundtruth' key)")
+        parser.add_argument("filelist", nargs="?", metavar="FILELIST",
+                            help="filelist YAML id -> descriptor file; '-' reads records from "
+                                 "stdin (default: the project's 'filelist' key, else stdin)")
+        parser.add_argument("-p", "--project", metavar="PROJECT",
+                            help="Gaia classification project YAML to use as is")
+        parser.add_argument("-d", "--project-dir", metavar="PROJECTDIR",
+                            help="where the project, datasets, results, report.tsv and model go "
+                                 "(default: the project file's directory; required without -p)")
+        parser.add_argument("-s", "--seed", type=float, default=1.0,
+                            help="fold shuffling seed written into a generated project "
+                                 "(default 1, as train_model.py; 0 means time-based)")
+        parser.add_argument("--template", choices=["2.1-beta5", "2.1-beta2"],
+                            help="template of a generated project (default: from the "
+                                 "descriptors' metadata.version.essentia)")
+        parser.add_argument("--force-consistency", action="store_true",
+                            help="fail when the descriptor files come from different Essentia "
+                                 "versions (instead of using the default template)")
+        parser.add_argument("--group-by", choices=["groups"],
+                            help="'groups': keep every item of a group (the groundtruth's "
+                                 "'groups' map: artist, album...) in a single fold")
+        parser.add_argument("--force", action="store_true",
+                            help="start over: delete the project's datasets and results first")
+        parser.add_argument("--no-model", action="store_true",
+                            help="do not retrain the best configuration into a model file")
+        add_jobs_argument(parser)
+
+    def run(self, args):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        from ..svm.gridsearch import Log, resolve_filelist, run_gridsearch
+
+        if not args.project and not args.project_dir:
+            self.parser.error("give -d PROJECTDIR (or -p PROJECT)")
+        project = Project.load(args.project) if args.project else None
+        project_dir = args.project_dir or os.path.dirname(os.path.abspath(args.project))
+        os.makedirs(project_dir, exist_ok=True)
+
+        gt_path = args.groundtruth or (project.resolve(project.get("groundtruth")) if project else None)
+        if not gt_path:
+            self.parser.error("give GROUNDTRUTH (or a project with a 'groundtruth' key)")
+        gt = load_groundtruth(gt_path)
+
+        fl_path = args.filelist
+        if fl_path is None and project is not None and project.get("filelist"):
+            fl_path = project.resolve(project.get("filelist"))
+        filelist = records = None
+        if fl_path and fl_path != "-":
+            raw = load_filelist(fl_path)
+            check_consistent(gt, raw, gt_path, fl_path)
+            filelist = resolve_filelist(raw, fl_path)
+        else:
+            records = self.read_stream(gt)
+
+        if project is None:
+            project_path = os.path.join(project_dir, "project.yaml")
+            if os.path.exists(project_path) and not args.force:
+                self.info(f"using the existing {project_path}", 1)
+            else:
+                version = args.template or template_version(
+                    self.essentia_versions(filelist, records), args.force_consistency)
+                self.info(f"generating {project_path} from the {version} template")
+                seed = None if args.seed == 0 else args.seed
+                if seed is not None and seed == int(seed):
+                    seed = int(seed)
+                write_default_project(project_path, version, gt.class_name, project_dir,
+                                      fl_path if filelist is not None else None, gt_path,
+                                      seed=seed, jobs=args.jobs or False)
+            project = Project.load(project_path)
+
+        log = Log(self.warn, self.info, self.progress if self.verbosity >= 1 else None)
+        out = run_gridsearch(project, gt, project_dir, filelist=filelist, records=records,
+                             jobs=args.jobs, force=args.force, group_by=args.group_by, log=log,
+                             train_best=not args.no_model)
+        if out["model"]:
+            self.info(f"best model written to {out['model']}", 1)
+        sys.stdout.write(out["result_line"] + "\n")
+        sys.stdout.flush()
+        return 0
+
+    def read_stream(self, gt):
+        records = {}
+        for source, record in self.iter_records(["-"]):
+            rid = record_id(record)
+            if rid is None:
+                self.warn(f"{source}: a record without an id (metadata.id / tags) is ignored")
+                continue
+            if rid not in gt.labels:
+                self.info(f"{source}: record {rid!r} is not in the groundtruth; ignored")
+                continue
+            if rid in records:
+                self.warn(f"{source}: duplicate record id {rid!r}; the first one is kept")
+                continue
+            records[rid] = record
+        if not records:
+            raise MirkitError("no record on stdin matches a groundtruth id", "-")
+        return records
+
+    @staticmethod
+    def essentia_versions(filelist, records):
+        from ..gaia.dataset import essentia_version
+        found = set()
+        if records is not None:
+            for record in records.values():
+                found.add(essentia_version(record))
+        else:
+            for path in list(filelist.values())[:50]:  # a sample: versions are per extraction run
+                try:
+                    found.add(essentia_version(path))
+                except MirkitError:
+                    continue
+        return found
+
+
+def main(argv=None):
+    # bin/gridsearch calls main() unguarded; worker processes (forkserver/spawn) re-run the
+    # script as __mp_main__ and must not start the tool again
+    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
+        return
+    GridSearchTool.main(argv)

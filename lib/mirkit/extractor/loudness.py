@@ -1,0 +1,166 @@
+"""Whole-signal loudness descriptors (extractor.md §7.6): average_loudness,
+dynamic_complexity and EBU R128 (integrated, loudness range, momentary, short-term)."""
+
+import math
+
+import numpy as np
+
+from . import framing
+from .signal import lfilter, pow2db
+
+EPSILON = 10e-5
+
+
+def loudness_frames(s0, frame_size=88200, hop_size=44100, silent_frames="noise"):
+    """Stevens' power law ``(sum x**2) ** 0.67`` per average-loudness frame (start at zero).
+    ``s0``: an array or a signal store."""
+    out = []
+    for _, frames in framing.iter_frame_blocks(s0, frame_size, hop_size, True, silent_frames, 16):
+        f = frames.astype(np.float64)
+        out.append(np.einsum("ij,ij->i", f, f) ** 0.67)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def average_loudness(levels):
+    """computeAverageLoudness: 0.5 + 0.5*tanh(-1 + 2*(avg + 5)/3) with avg in dB."""
+    levels = np.asarray(levels, np.float64)
+    if len(levels) == 0:
+        return None
+    m = levels.max()
+    if m <= EPSILON:
+        m = EPSILON
+    lv = np.maximum(levels / m, EPSILON)
+    avg = pow2db(lv.mean())
+    x1, x2 = -5.0, -2.0
+    return float(0.5 + 0.5 * math.tanh(-1.0 + 2.0 * (avg - x1) / (x2 - x1)))
+
+
+def dynamic_complexity(s0, sample_rate=44100.0):
+    """DynamicComplexity (frame 0.2 s, non-overlapping blocks, §7.6). ``s0``: array or store."""
+    from .signal import _impulse_response
+    from .stream import ArrayStore, StreamingFIR
+    sr = float(sample_rate)
+    F = int(0.2 * sr)
+    store = s0 if hasattr(s0, "read") else ArrayStore(s0)
+    nblocks = len(store) // F
+    if nblocks == 0:
+        return 0.0
+    c = math.exp(-1.0 / (0.035 * sr))
+    w = c ** (F - 1 - np.arange(F))
+    fir = StreamingFIR(_impulse_response((0.98595, -0.98595), (1.0, -0.9719)), single=True)
+    u = np.empty(nblocks)
+    step = 120 * F
+    for a in range(0, nblocks * F, step):
+        b = min(nblocks * F, a + step)
+        y = fir(store.read(a, b)).astype(np.float64)
+        u[a // F:b // F] = (1 - c) * ((y * y).reshape(-1, F) @ w)
+    cF = c ** F
+    # V_i = cF*V_{i-1} + u_i: a first-order recursion over blocks, run as an IIR filter
+    V = lfilter([1.0], [1.0, -cF], u, out_dtype=np.float64) if cF > 1e-12 else u
+    dB = np.atleast_1d(pow2db(V))
+    nz = np.flatnonzero(dB != -100.0)
+    if len(nz) == 0:
+        return 0.0
+    dB = dB[nz[0]:nz[-1] + 1]
+    u = 0.9 ** (-dB)
+    u = u / u.sum()
+    L = float((u * dB).sum())
+    return float(np.mean(np.abs(dB - L)))
+
+
+def _k_filter(sample_rate):
+    sr = float(sample_rate)
+    f0, G, Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+    K = math.tan(math.pi * f0 / sr)
+    Vh = 10.0 ** (G / 20.0)
+    Vb = Vh ** 0.4996667741545416
+    a0 = 1.0 + K / Q + K * K
+    b1 = [(Vh + Vb * K / Q + K * K) / a0, 2.0 * (K * K - Vh) / a0, (Vh - Vb * K / Q + K * K) / a0]
+    a1 = [1.0, 2.0 * (K * K - 1.0) / a0, (1.0 - K / Q + K * K) / a0]
+    f0, Q = 38.13547087602444, 0.5003270373238773
+    K = math.tan(math.pi * f0 / sr)
+    d = 1.0 + K / Q + K * K
+    b2 = [1.0, -2.0, 1.0]
+    a2 = [1.0, 2.0 * (K * K - 1.0) / d, (1.0 - K / Q + K * K) / d]
+    return np.convolve(b1, b2), np.convolve(a1, a2)
+
+
+class EBUR128:
+    """Streaming EBU R128 over consecutive (n, channels) blocks: K-weighting (streaming FIR
+    of the filter's impulse response, float32), ``z = sum of y**2 over channels``, and the
+    sums of z per 0.1 s hop, from which every 0.4 s / 3 s window is computed at the end."""
+
+    def __init__(self, channels, sample_rate=44100.0):
+        from .signal import _impulse_response
+        from .stream import StreamingFIR
+        self.sr = float(sample_rate)
+        b, a = _k_filter(self.sr)
+        self.fir = StreamingFIR(_impulse_response(tuple(b), tuple(a), 1e-10), channels, single=True)
+        self.hop = int(round(0.1 * self.sr))
+        self.sums = []
+        self.partial = np.zeros(0)
+        self.n = 0
+
+    def add(self, block):
+        block = np.asarray(block, np.float32)
+        if block.ndim == 1:
+            block = block[:, None]
+        self.n += len(block)
+        y = self.fir(block)
+        z = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+        z = np.concatenate([self.partial, z])
+        full = len(z) // self.hop * self.hop
+        if full:
+            self.sums.append(z[:full].reshape(-1, self.hop).sum(axis=1))
+        self.partial = z[full:]
+
+    def result(self):
+        sums = np.concatenate(self.sums + [np.array([self.partial.sum()])]) if self.n else np.zeros(1)
+        hop, n = self.hop, self.n
+        cum = np.concatenate([[0.0], np.cumsum(sums)])
+
+        def windows(frame):
+            k = frame // hop
+            count = framing.frame_count(n, frame, hop, True)
+            idx = np.arange(count)
+            return (cum[np.minimum(idx + k, len(sums))] - cum[np.minimum(idx, len(sums))]) / frame
+        return _ebu_from_powers(windows(int(round(0.4 * self.sr))), windows(int(round(3.0 * self.sr))))
+
+
+def _ebu_from_powers(mom_p, st_p):
+    def lufs(p):
+        return 10.0 * np.log10(np.maximum(p, 1e-30)) - 0.691
+
+    abs_gate = 10.0 ** ((-70.0 + 0.691) / 10.0)
+    gated = mom_p[mom_p >= abs_gate]
+    if len(gated):
+        rel = max(gated.mean() / 10.0, abs_gate)
+        sel = gated[gated >= rel]
+        integrated = float(lufs(sel.mean())) if len(sel) else float(lufs(0.0))
+    else:
+        integrated = float(lufs(0.0))
+    g = st_p[st_p >= abs_gate]
+    lra = 0.0
+    if len(g):
+        rel = max(g.mean() / 100.0, abs_gate)
+        g = np.sort(g[g >= rel])
+        if len(g):
+            hi = g[int(round(0.95 * (len(g) - 1)))]
+            lo = g[int(round(0.10 * (len(g) - 1)))]
+            lra = float(10 * np.log10(hi) - 10 * np.log10(lo))
+    return {"integrated": integrated, "loudness_range": lra,
+            "momentary": lufs(mom_p).astype(np.float32), "short_term": lufs(st_p).astype(np.float32)}
+
+
+def ebu_r128(audio, sample_rate=44100.0):
+    """EBU R128 of (n, channels) audio (no replay gain, no downmix). Returns a dict with
+    ``integrated``, ``loudness_range`` (floats) and ``momentary``, ``short_term`` (arrays, LUFS).
+
+    Every channel is weighted 1 (mono files give one channel, as Essentia).
+    """
+    a = np.asarray(audio, np.float32)
+    acc = EBUR128(1 if a.ndim == 1 else a.shape[1], sample_rate)
+    step = 1 << 20
+    for i in range(0, len(a), step):
+        acc.add(a[i:i + step])
+    return acc.result()

@@ -1,0 +1,416 @@
+"""Gaia's classification training (train_model.py) as a library: datasets, the grid, CV,
+result files, report.tsv, best-model selection and retraining.
+
+Project directory layout (as Gaia's):
+
+* ``datasets/<className>.npz`` the merged base dataset, ``datasets/<className>-<prep>.npz``
+  one per preprocessing (numpy arrays + a JSON header with the fitted chain; never pickle);
+  reused when present, rebuilt with ``force``;
+* ``results/<className><hash>_<i>.param`` / ``.result`` per configuration (Gaia's content),
+  ``<hash>`` = the first 16 hex digits of SHA-256 over the configuration as canonical JSON;
+  a configuration that fails gets ``.param`` + ``.failed`` (YAML ``{reason: ...}``);
+* ``report.tsv``, ``<className>.model``, ``<className>.model.param``,
+  ``<className>.model.results.html``.
+
+A run skips configurations whose ``.result`` (or ``.failed``) exists, so an interrupted run
+resumes; every file is written atomically.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+
+from .. import yamlio
+from ..atomic import write_text
+from ..errors import MirkitError
+from ..gaia import metrics
+from ..gaia.dataset import Dataset, load_dataset
+from ..gaia.folds import check_fold_sizes, gaia_folds, group_folds
+from ..gaia.preprocess import Chain
+from ..parallel import ordered_map
+from .engine import evaluate_fold
+from .features import FeatureBlock
+from .modelfile import save_model
+from .train import train_final
+
+
+def config_hash(config):
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def result_stem(results_dir, class_name, config, index=0):
+    return os.path.join(results_dir, f"{class_name}{config_hash(config)}_{index}")
+
+
+def resolve_filelist(filelist, filelist_path):
+    """Relative paths resolve against the filelist file's directory; when nothing exists
+    there but the path exists relative to the current directory, that one is used."""
+    base = os.path.dirname(os.path.abspath(filelist_path)) if filelist_path else os.getcwd()
+    out = {}
+    for pid, path in filelist.items():
+        if os.path.isabs(path):
+            out[pid] = path
+            continue
+        cand = os.path.normpath(os.path.join(base, path))
+        if not os.path.exists(cand) and os.path.exists(path):
+            cand = os.path.abspath(path)
+        out[pid] = cand
+    return out
+
+
+class Log:
+    """Callbacks for messages (the CLI passes its warn/info/progress)."""
+
+    def __init__(self, warn=None, info=None, progress=None):
+        self.warn = warn or (lambda text: None)
+        self.info = info or (lambda text, level=2: None)
+        self.progress = progress
+
+
+# ---------------------------------------------------------------------------------------
+# datasets
+# ---------------------------------------------------------------------------------------
+
+def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reuse=True):
+    """The merged base dataset (cached in datasetsDirectory). ``filelist``: resolved
+    ``{id: path}``; ``records``: ``{id: record}`` instead. Returns the Dataset, whose ``meta``
+    holds ``rawLayout``, ``removed`` and ``dropped``."""
+    log = log or Log()
+    path = os.path.join(project.datasets_dir, f"{project.class_name}.npz")
+    wanted = sorted(gt.labels)
+    if reuse and os.path.exists(path):
+        ds = Dataset.load(path)
+        if ds.meta.get("requested") == wanted:
+            log.info(f"reusing {path}")
+            return ds
+    if filelist is None and records is None:
+        raise MirkitError("no descriptors: give a filelist (or a record stream), or keep the "
+                          "project's datasets directory", project.path)
+    ds, report = load_dataset(filelist, project.excluded, project.fail_on_unmatched, jobs,
+                              log.warn, records=records)
+    ds.meta = {"requested": wanted, "rawLayout": ds.layout(), "labels": dict(gt.labels),
+               "className": gt.class_name,
+               "removed": {"variableLength": report.variable_length, "cleaner": report.cleaned},
+               "excluded": project.excluded, "dropped": report.dropped_points}
+    log.info(f"base dataset: {len(ds)} points, {ds.layout_summary()}; removed "
+             f"{len(report.variable_length)} variable-length and {len(report.cleaned)} "
+             f"constant/NaN/Inf descriptors")
+    os.makedirs(project.datasets_dir, exist_ok=True)
+    ds.save(path)
+    return ds
+
+
+def preprocessed_dataset(project, base, name, log=None, reuse=True):
+    """Dataset for one preprocessing (fitted on all points); meta holds the fitted chain."""
+    log = log or Log()
+    path = os.path.join(project.datasets_dir, f"{project.class_name}-{name}.npz")
+    if reuse and os.path.exists(path):
+        ds = Dataset.load(path)
+        if ds.ids == base.ids and "chain" in ds.meta:
+            return ds
+    steps = project.preprocessing.get(name)
+    if steps is None:
+        raise MirkitError(f"preprocessing {name!r} is not defined in the project", project.path)
+    chain = Chain.from_steps(steps, project.path)
+    ds = chain.fit_apply(base)
+    ds.meta = {"chain": chain.to_data(), "preprocessing": name}
+    log.info(f"preprocessing {name}: {ds.layout_summary()}")
+    os.makedirs(project.datasets_dir, exist_ok=True)
+    ds.save(path)
+    return ds
+
+
+def restrict_groundtruth(gt, ds, log):
+    missing = [pid for pid in gt.labels if pid not in set(ds.ids)]
+    if missing:
+        log.warn(f"{len(missing)} groundtruth id(s) have no usable descriptors and are left "
+                 f"out (e.g. {missing[0]!r})")
+    return gt.restricted(ds.ids)
+
+
+# ---------------------------------------------------------------------------------------
+# the grid search
+# ---------------------------------------------------------------------------------------
+
+def _read_param(path):
+    data = yamlio.load(path, gaia=False) or {}
+    return data.get("model") or {}, data.get("evaluation") or {}
+
+
+def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1, force=False,
+                   group_by=None, log=None, train_best=True):
+    """Run the whole grid; returns a dict with ``ranked``, ``failed``, ``best`` (entry or
+    None), ``model`` (path or None), ``report`` (path) and ``result_line``."""
+    log = log or Log()
+    class_name = project.class_name
+    results_dir = project.results_dir
+    if force:
+        for d in (project.datasets_dir, results_dir):
+            if os.path.isdir(d):
+                shutil.rmtree(d)
+    os.makedirs(results_dir, exist_ok=True)
+
+    base = base_dataset(project, gt, filelist, records, jobs, log, reuse=not force)
+    gt = restrict_groundtruth(gt, base, log)
+    if len(set(gt.labels.values())) < 2:
+        raise MirkitError("need at least two classes with usable descriptors")
+    evaluations = project.evaluations()
+    configs = project.configurations()
+    if not configs:
+        raise MirkitError("the project's classifier grid is empty", project.path)
+    for ev in evaluations:
+        check_fold_sizes(gt.labels, int(ev.get("nfold", 10)))
+
+    # which configurations still need running
+    entries = []  # (eval index, evaluation, config, stem)
+    for ei, ev in enumerate(evaluations):
+        for cfg in configs:
+            entries.append((ei, ev, cfg, result_stem(results_dir, class_name, cfg, ei)))
+    pending = [e for e in entries
+               if not (os.path.exists(e[3] + ".result") or os.path.exists(e[3] + ".failed"))]
+    log.info(f"{len(entries)} configuration(s), {len(entries) - len(pending)} already done")
+
+    classes = sorted(set(gt.labels.values()))
+    rows_of = {pid: i for i, pid in enumerate(base.ids)}
+    y = np.array([classes.index(gt.labels[pid]) for pid in base.ids], dtype=np.int32)
+    summaries = {}
+
+    if pending:
+        preps = {}
+        for _, _, cfg, _ in pending:
+            name = cfg["preprocessing"]
+            if name not in preps:
+                try:
+                    preps[name] = preprocessed_dataset(project, base, name, log, reuse=not force)
+                except MirkitError as exc:
+                    preps[name] = exc
+        # group pending configurations by (evaluation, feature block)
+        groups = {}
+        for entry in pending:
+            ei, ev, cfg, stem = entry
+            key = (ei, cfg["preprocessing"],
+                   json.dumps(cfg.get("descriptorNames", "*")), json.dumps(cfg.get("exclude", [])))
+            groups.setdefault(key, []).append(entry)
+        folds_cache = {}
+        tasks, meta = [], []
+        for key, group in groups.items():
+            ei, prep = key[0], key[1]
+            ev = evaluations[ei]
+            nfold = int(ev.get("nfold", 10))
+            if ei not in folds_cache:
+                if group_by:
+                    if not gt.groups:
+                        raise MirkitError("--group-by groups needs a 'groups' map in the "
+                                          "groundtruth")
+                    folds_cache[ei] = group_folds(gt.labels, gt.groups, nfold, project.seed)
+                else:
+                    folds_cache[ei] = gaia_folds(gt.labels, nfold, project.seed)
+            folds, fold_of = folds_cache[ei]
+            pds = preps[prep]
+            error = pds if isinstance(pds, MirkitError) else None
+            block = None
+            if error is None:
+                cfg0 = group[0][2]
+                try:
+                    block = FeatureBlock.from_dataset(pds, cfg0.get("descriptorNames", "*"),
+                                                      cfg0.get("exclude", []))
+                except MirkitError as exc:
+                    error = exc
+            if error is not None:
+                for _, _, cfg, stem in group:
+                    _write_failed(stem, cfg, ev, f"preprocessing {prep}: {error.reason}")
+                continue
+            fold_arr = np.array([fold_of[pid] for pid in base.ids])
+            for f in range(nfold):
+                test = np.nonzero(fold_arr == f)[0]
+                train = np.nonzero(fold_arr != f)[0]
+                tasks.append({"block": block, "y": y, "n_classes": len(classes),
+                              "train": train, "test": test, "fold": f,
+                              "configs": [e[2] for e in group]})
+                meta.append((key, f, test))
+        progress = log.progress("grid", len(tasks)) if log.progress else None
+        collected = {}
+        remaining = {key: int(evaluations[key[0]].get("nfold", 10)) for key in groups}
+        for (key, f, test), result in zip(meta, ordered_map(evaluate_fold, tasks, jobs)):
+            collected.setdefault(key, {})[f] = (test, result)
+            if progress:
+                progress.update()
+            remaining[key] -= 1
+            if remaining[key] == 0:
+                _finish_group(groups[key], collected.pop(key), base, y, classes, fold_of_for(
+                    folds_cache[key[0]]), summaries)
+        if progress:
+            progress.close()
+
+    return finish(project, project_dir, gt, base, entries, summaries, log, train_best)
+
+
+def fold_of_for(folds_entry):
+    return folds_entry[1]
+
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_RESERVED = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
+
+
+def _scalar(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        if _PLAIN.match(value) and value.lower() not in _RESERVED:
+            return value
+        return json.dumps(value)
+    raise TypeError
+
+
+def param_text(cfg, ev):
+    """The .param YAML (``{evaluation, model}``, keys sorted, as Gaia's ``yaml.dump``)."""
+    try:
+        lines = []
+        for top, mapping in (("evaluation", ev), ("model", cfg)):
+            lines.append(f"{top}:")
+            lines.extend(f"  {k}: {_scalar(v)}" for k, v in sorted(mapping.items()))
+        return "\n".join(lines) + "\n"
+    except TypeError:  # lists (descriptorNames...): let PyYAML do it
+        return yamlio.dump({"evaluation": dict(ev), "model": dict(cfg)})
+
+
+def _write_file(path, text):
+    """Atomic (temp file + rename: an interrupted run never leaves a partial file) but
+    without a per-file fsync -- a grid writes thousands of small files and fsync dominated
+    the run time; :func:`_sync` flushes them once per batch."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".~" + os.path.basename(path) + ".", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _sync():
+    with contextlib.suppress(AttributeError, OSError):
+        os.sync()
+
+
+def _write_param(stem, cfg, ev):
+    _write_file(stem + ".param", param_text(cfg, ev))
+
+
+def _write_failed(stem, cfg, ev, reason):
+    _write_param(stem, cfg, ev)
+    _write_file(stem + ".failed", yamlio.dump({"reason": reason}))
+
+
+def _finish_group(group, fold_results, base, y, classes, fold_of, summaries):
+    for idx, (ei, ev, cfg, stem) in enumerate(group):
+        reason = None
+        expected, predicted = {}, {}
+        for f in sorted(fold_results):
+            test, result = fold_results[f]
+            pred = result.get(idx)
+            if isinstance(pred, str):
+                reason = pred
+                break
+            for row, p in zip(test, pred):
+                pid = base.ids[row]
+                expected[pid] = classes[y[row]]
+                predicted[pid] = classes[int(p)]
+        if reason is not None:
+            _write_failed(stem, cfg, ev, reason)
+            continue
+        cm = metrics.ConfusionMatrix.from_predictions(expected, predicted, fold_of)
+        _write_param(stem, cfg, ev)
+        _write_file(stem + ".result", cm.to_yaml())
+        summaries[stem] = cm.summary()
+    _sync()
+
+
+def collect_results(results_dir, summaries=None):
+    """Every ``*.result`` (with its ``.param``) and ``*.failed`` of a results directory,
+    as report entries."""
+    summaries = summaries or {}
+    ok, failed = [], []
+    if not os.path.isdir(results_dir):
+        return ok, failed
+    for fname in sorted(os.listdir(results_dir)):
+        stem, ext = os.path.splitext(fname)
+        path = os.path.join(results_dir, fname)
+        if ext not in (".result", ".failed") or not os.path.exists(os.path.join(results_dir, stem + ".param")):
+            continue
+        model, evaluation = _read_param(os.path.join(results_dir, stem + ".param"))
+        entry = {"results_file": path, "param_file": os.path.join(results_dir, stem + ".param"),
+                 "model": model, "evaluation": evaluation, "stem": os.path.join(results_dir, stem)}
+        if ext == ".failed":
+            data = yamlio.load(path, gaia=False) or {}
+            entry["reason"] = data.get("reason", "failed")
+            failed.append(entry)
+            continue
+        summary = summaries.get(entry["stem"])
+        if summary is None:
+            summary = metrics.ConfusionMatrix.load(path).summary()
+        entry.update(summary)
+        ok.append(entry)
+    return ok, failed
+
+
+def finish(project, project_dir, gt, base, entries, summaries, log, train_best=True):
+    ok, failed = collect_results(project.results_dir, summaries)
+    ranked = metrics.rank(ok)
+    report_path = os.path.join(project_dir, "report.tsv")
+    write_text(report_path, metrics.report_tsv(ranked, failed))
+    out = {"ranked": ranked, "failed": failed, "report": report_path, "best": None,
+           "model": None, "result_line": None}
+    if failed:
+        log.warn(f"{len(failed)} configuration(s) failed (see the reason column of {report_path})")
+    if not ranked:
+        raise MirkitError("every configuration failed; nothing to select (see " + report_path + ")")
+    best = ranked[0]
+    out["best"] = best
+    out["result_line"] = metrics.result_line(project.path, best, best["results_file"])
+    if train_best:
+        model_path = os.path.join(project_dir, f"{project.class_name}.model")
+        train_model_file(project, gt, base, best["model"], model_path,
+                         param={"model": best["model"], "evaluation": best["evaluation"]},
+                         log=log)
+        shutil.copyfile(best["param_file"], model_path + ".param.tmp")
+        os.replace(model_path + ".param.tmp", model_path + ".param")
+        cm = metrics.ConfusionMatrix.load(best["results_file"])
+        write_text(model_path + ".results.html",
+                   metrics.html_report(project.class_name, project.path, cm))
+        out["model"] = model_path
+    return out
+
+
+def train_model_file(project, gt, base, config, output, param=None, log=None, class_name=None):
+    """Retrain ``config`` on all points and write the model file."""
+    log = log or Log()
+    prep = config.get("preprocessing")
+    if config.get("classifier", "svm") != "svm":
+        raise MirkitError(f"unsupported classifier {config.get('classifier')!r}")
+    pds = preprocessed_dataset(project, base, prep, log)
+    chain = pds.meta["chain"]
+    labels = {pid: gt.labels[pid] for pid in pds.ids if pid in gt.labels}
+    if len(labels) != len(pds.ids):
+        pds = pds.take([i for i, pid in enumerate(pds.ids) if pid in labels])
+    data = train_final(pds, labels, config, chain, base.meta.get("rawLayout", {}),
+                       class_name or project.class_name, prep,
+                       merge_info={"excluded": base.meta.get("excluded", []),
+                                   "removed": base.meta.get("removed", {})},
+                       param=param)
+    save_model(output, data)
+    return data

@@ -1,0 +1,70 @@
+"""retrain: from a .param file or explicit parameters."""
+
+import json
+
+import pytest
+
+from mirkit import yamlio
+from mirkit.gaia.project import write_default_project
+from mirkit.svm.synthetic import write_dataset
+
+PROJECT_GRID = """        - preprocessing: [ mfcc ]
+          type: [ C-SVC ]
+          kernel: [ RBF ]
+          C: [ 1, 5 ]
+          gamma: [ -3 ]
+          balanceClasses: [ False ]
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    import subprocess
+    import sys
+    from conftest import BIN, tool_env
+    d = tmp_path_factory.mktemp("rt")
+    gt, fl = write_dataset(str(d), 30, 3, seed=4, separation=0.8)
+    proj = d / "proj"
+    proj.mkdir()
+    write_default_project(proj / "project.yaml", "2.1-beta5", "synthetic", str(proj), fl, gt)
+    text = (proj / "project.yaml").read_text()
+    head, tail = text.split("classifiers:\n    svm:\n")
+    tail = tail[tail.index("\nevaluations:"):]
+    (proj / "project.yaml").write_text(head + "classifiers:\n    svm:\n" + PROJECT_GRID + tail)
+    proc = subprocess.run([sys.executable, str(BIN / "gridsearch"), "-p", proj / "project.yaml",
+                           "--force"], env=tool_env(), capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proj
+
+
+def test_retrain_from_param_reproduces_best_model(project, run_tool):
+    best_param = project / "synthetic.model.param"
+    proc = run_tool("retrain", project / "project.yaml", best_param, "-o", project / "again.model")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (project / "again.model").read_bytes() == (project / "synthetic.model").read_bytes()
+
+
+def test_retrain_explicit_parameters(project, run_tool):
+    model = yamlio.load(project / "synthetic.model.param", gaia=False)["model"]
+    args = ["--preprocessing", model["preprocessing"], "--kernel", model["kernel"],
+            "--C", model["C"], "--gamma", model["gamma"]]
+    proc = run_tool("retrain", "-p", project / "project.yaml", *args, "-o", project / "x.model")
+    assert proc.returncode == 0, proc.stderr.decode()
+    a = json.loads((project / "x.model").read_text())
+    b = json.loads((project / "synthetic.model").read_text())
+    assert a["classifier"] == b["classifier"] and a["preprocessing"] == b["preprocessing"]
+    proc = run_tool("retrain", "-p", project / "project.yaml", *args, "--balance",
+                    "--class-name", "other", "-o", project / "y.model")
+    assert proc.returncode == 0
+    y = json.loads((project / "y.model").read_text())
+    assert y["className"] == "other" and y["classifier"]["svm"]["balanceClasses"] is True
+
+
+def test_retrain_usage_errors(project, run_tool):
+    proc = run_tool("retrain", project / "project.yaml", project / "synthetic.model.param")
+    assert proc.returncode == 2 and b"-o MODEL" in proc.stderr
+    proc = run_tool("retrain", "-p", project / "project.yaml", "--kernel", "RBF", "-o", "m")
+    assert proc.returncode == 2
+    proc = run_tool("retrain", "-p", project / "project.yaml", "--preprocessing", "nope",
+                    "--kernel", "RBF", "--C", "1", "--gamma", "1", "-o", project / "z.model")
+    assert proc.returncode == 2 and b"'nope' is not defined" in proc.stderr

@@ -1,0 +1,120 @@
+"""The fast grid engine against independent per-configuration training (libsvm on dense
+vectors, as Gaia trains each configuration) and against scikit-learn's SVC."""
+
+import numpy as np
+import pytest
+
+from mirkit.errors import MirkitError
+from mirkit.gaia.dataset import ENUM, REAL, Dataset
+from mirkit.gaia.folds import gaia_folds
+from mirkit.svm import libsvm_io
+from mirkit.svm.engine import evaluate_config_direct, evaluate_fold
+from mirkit.svm.features import FeatureBlock, fit_scaling
+
+CONFIGS = [dict(kernel=k, C=c, gamma=g, balanceClasses=b, type="C-SVC")
+           for k in ("poly", "RBF") for c in (-3, 1, 5) for g in (5, -1, -5) for b in (False, True)]
+# gamma 2**5 on these 12 dims makes the RBF kernel numerically the identity: decision values
+# are at the 1e-40 level, where only bit-exact kernels give the same predictions
+
+
+def dataset(n=90, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.array([i % n_classes for i in range(n)])
+    y[:7] = 0  # unbalanced classes
+    centers = rng.normal(0, 1, (n_classes, 12))
+    x = centers[y] + rng.normal(0, 1.2, (n, 12))
+    key = rng.integers(0, 4, (n, 1)).astype(np.int32)
+    ids = [f"id{i:03d}" for i in range(n)]
+    ds = Dataset(ids, {"lowlevel.a": REAL, "lowlevel.b": REAL, "tonal.key": ENUM},
+                 {"lowlevel.a": x[:, :5].astype(np.float32), "lowlevel.b": x[:, 5:].astype(np.float32),
+                  "tonal.key": key})
+    labels = {pid: f"c{c}" for pid, c in zip(ids, y)}
+    return ds, labels, y
+
+
+def fold_rows(labels, ids, nfold=5, f=0):
+    _, fold_of = gaia_folds(labels, nfold, 1)
+    fold = np.array([fold_of[p] for p in ids])
+    return np.nonzero(fold != f)[0], np.nonzero(fold == f)[0]
+
+
+def test_features_order_scaling_and_enums():
+    ds, labels, y = dataset()
+    block = FeatureBlock.from_dataset(ds)
+    assert block.names == ["lowlevel.a", "lowlevel.b", "tonal.key"]
+    assert block.feature_names()[:2] == ["lowlevel.a[0]", "lowlevel.a[1]"]
+    sc = fit_scaling(block, np.arange(60))
+    X = sc.apply(block.matrix[:60])
+    assert np.allclose(X[:, :-1].min(axis=0), 0) and np.allclose(X[:, :-1].max(axis=0), 1)
+    assert np.array_equal(X[:, -1], block.matrix[:60, -1])  # enum codes stay raw
+
+
+def test_constant_dimension_in_a_fold_fails_like_gaia():
+    ds, labels, y = dataset()
+    ds.data["lowlevel.a"][:, 2] = 1.0
+    ds.data["lowlevel.a"][5, 2] = 2.0  # only row 5 differs
+    block = FeatureBlock.from_dataset(ds)
+    rows = np.array([i for i in range(len(y)) if i != 5])
+    with pytest.raises(MirkitError, match="Division by zero in .lowlevel.a"):
+        fit_scaling(block, rows)
+    fit_scaling(block, np.arange(len(y)))  # fine with row 5 in
+
+
+@pytest.mark.parametrize("fold", [0, 3])
+def test_engine_equals_per_configuration_training(fold):
+    ds, labels, y = dataset()
+    block = FeatureBlock.from_dataset(ds)
+    train, test = fold_rows(labels, ds.ids, f=fold)
+    res = evaluate_fold({"block": block, "y": y, "n_classes": 3, "train": train, "test": test,
+                         "fold": fold, "configs": CONFIGS})
+    for i, cfg in enumerate(CONFIGS):
+        direct = evaluate_config_direct(block, y, 3, train, test, cfg)
+        assert np.array_equal(res[i], direct), cfg
+
+
+def test_predict_votes_equals_libsvm_predict():
+    ds, labels, y = dataset(n_classes=4, seed=3)
+    block = FeatureBlock.from_dataset(ds)
+    train, test = fold_rows(labels, ds.ids)
+    sc = fit_scaling(block, train)
+    Xtr, Xte = sc.apply(block.matrix[train]), sc.apply(block.matrix[test])
+    K = np.exp(-0.1 * ((Xtr[:, None, :] - Xtr[None, :, :]) ** 2).sum(-1))
+    Kte = np.exp(-0.1 * ((Xte[:, None, :] - Xtr[None, :, :]) ** 2).sum(-1))
+    model = libsvm_io.train(libsvm_io.kernel_problem(K, y[train].astype(float)),
+                            libsvm_io.make_parameter(4, 4.0))
+    rows = np.concatenate([np.zeros((len(test), 1)), Kte], axis=1)
+    nodes = np.empty((len(test), len(train) + 2), dtype=libsvm_io.node_dtype())
+    nodes["index"][:, :len(train) + 1] = np.arange(len(train) + 1)
+    nodes["value"][:, :len(train) + 1] = rows
+    nodes["index"][:, -1] = -1
+    want, _ = libsvm_io.predict_nodes(model, nodes)
+    assert np.array_equal(libsvm_io.predict_votes(model, Kte), want.astype(int))
+
+
+def test_accuracies_equal_sklearn_svc():
+    """Same folds and features; rows fed sorted by class so that libsvm's label order equals
+    scikit-learn's sorted labels (gaia.md §9b)."""
+    svm = pytest.importorskip("sklearn.svm")
+    ds, labels, y = dataset(seed=5)
+    order = np.argsort(y, kind="stable")
+    ds = ds.take(order)
+    y = y[order]
+    block = FeatureBlock.from_dataset(ds)
+    for fold in range(5):
+        train, test = fold_rows(labels, ds.ids, f=fold)
+        res = evaluate_fold({"block": block, "y": y, "n_classes": 3, "train": train,
+                             "test": test, "fold": fold, "configs": CONFIGS})
+        sc = fit_scaling(block, train)
+        Xtr, Xte = sc.apply(block.matrix[train]), sc.apply(block.matrix[test])
+        for i, cfg in enumerate(CONFIGS):
+            clf = svm.SVC(C=2.0 ** cfg["C"], kernel=cfg["kernel"].lower(), degree=3,
+                          gamma=2.0 ** cfg["gamma"], coef0=0.0, tol=1e-3, cache_size=100,
+                          class_weight="balanced" if cfg["balanceClasses"] else None)
+            clf.fit(Xtr, y[train])
+            theirs = clf.predict(Xte)
+            assert (res[i] == y[test]).sum() == (theirs == y[test]).sum(), (fold, cfg)
+
+
+def test_class_weights():
+    w = libsvm_io.class_weights(np.array([0, 0, 0, 1, 2, 2]), 3)
+    assert w == {0: 6 / 9, 1: 2.0, 2: 1.0}
