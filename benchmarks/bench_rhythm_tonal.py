@@ -21,7 +21,7 @@
    parts alone, peak memory of mirkit on a 4-minute signal (separate process), and a
    profile of where mirkit's time goes.
 
-    PYTHONPATH=lib python benchmarks/bench_rhythm_tonal.py [--tracks 12] [--seconds 45]
+    PYTHONPATH=lib python benchmarks/bench_rhythm_tonal.py [--tracks 45] [--seconds 30]
         [--midi 8] [--runs 3] [--cache ~/.cache/mirkit-bench] [--skip fidelity,midi,speed]
 """
 
@@ -46,6 +46,7 @@ PACKAGES = {
     "frozen-bubble-data": "usr/share/games/frozen-bubble/snd/*zik*.ogg",
     "extremetuxracer-data": "usr/share/games/etr/music/*.ogg",
     "lincity-ng-data": "usr/share/games/lincity-ng/music/default/*.ogg",
+    "drascula-music": "usr/share/scummvm/drascula/audio/*.ogg",
 }
 KEYS = ("A", "Bb", "B", "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab")
 PROFILES = ("edma", "krumhansl", "temperley")
@@ -415,8 +416,8 @@ def speed(args, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tracks", type=int, default=12)
-    ap.add_argument("--seconds", type=float, default=45.0, help="excerpt length (0 = whole track)")
+    ap.add_argument("--tracks", type=int, default=45)
+    ap.add_argument("--seconds", type=float, default=30.0, help="excerpt length (0 = whole track)")
     ap.add_argument("--start", type=float, default=20.0, help="excerpt start (s)")
     ap.add_argument("--midi", type=int, default=8, help="number of synthesised pieces")
     ap.add_argument("--runs", type=int, default=3)

@@ -15,7 +15,7 @@ MODELS_DIR ?= models
 TF_MODELS = $(MODELS_DIR)/msd-musicnn-1.pb $(MODELS_DIR)/mtt-musicnn-1.pb \
             $(MODELS_DIR)/demo_tonal_noisy-msd-musicnn-1.pb
 
-.PHONY: models demo-tf clean-models
+.PHONY: models demo-tf clean-models oracle-tf
 
 models: $(TF_MODELS)
 
@@ -39,3 +39,11 @@ demo-tf: models $(DEMO_AUDIO)
 
 clean-models:
 	rm -f $(TF_MODELS) $(TF_MODELS:.pb=.json)
+
+# Test oracle for tests/test_tf_*.py and benchmarks/bench_tf.py: essentia-tensorflow in its own
+# directory (never in the venv: its bundled TF 2.5 aborts any process that also imports
+# tensorflow-cpu, and installing it over `essentia` would break the extractor tests' process).
+ORACLE_TF_DIR ?= .oracle-tf
+
+oracle-tf:
+	$(PYTHON) -m pip install -q --no-deps --target $(ORACLE_TF_DIR) essentia-tensorflow==2.1b6.dev1389

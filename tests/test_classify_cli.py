@@ -78,6 +78,9 @@ def test_missing_descriptors_named(trained):
     rec["lowlevel"]["mfcc"]["mean"] = [1.0, 2.0]
     with pytest.raises(MirkitError, match="has 2 value"):
         model.predict(rec)
+    rec["lowlevel"]["mfcc"]["mean"] = [float("nan")] * 13
+    with pytest.raises(MirkitError, match="lowlevel.mfcc.mean holds NaN"):
+        model.predict(rec)
 
 
 def test_unknown_format_version_fails(trained, tmp_path):

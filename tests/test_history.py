@@ -245,3 +245,36 @@ def test_gaussianize_table_matches_scipy_erfinv():
         np.testing.assert_array_equal(got[1:n], expected[1:n])
     xs = np.linspace(-0.999999, 0.999999, 2001)
     np.testing.assert_allclose([erfinv(x) for x in xs], special.erfinv(xs), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("ref_name", MODELS)
+def test_fresh_option_equals_fresh_reference(gaia_fixtures, ref_name):
+    """load_model(fresh=True): every record as with a new GaiaTransform (reference.jsonl)."""
+    model = load_model(model_path(gaia_fixtures, ref_name), fresh=True)
+    items = list(pools(gaia_fixtures, ref_name, "reference.jsonl"))
+    out = model.predict_many([p for _, p in items])
+    for (ref, _), res in zip(items, out):
+        assert res["value"] == ref["value"]
+        for cls, p in ref.get("all", {}).items():
+            assert same_f32(res["all"][cls], p)
+
+
+def test_lenient_option(gaia_fixtures):
+    """lenient=True: descriptors the SVM never sees may be absent, with identical results."""
+    path = model_path(gaia_fixtures, "mood_happy")
+    strict, lenient = load_model(path), load_model(path, lenient=True)
+    _, pool = next(pools(gaia_fixtures, "mood_happy", "reference.jsonl"))
+    expected = strict.predict(pool)
+    strict.reset()
+    pool = copy.deepcopy(pool)
+    del pool["metadata"]["tags"]                                 # removed with metadata.*
+    del pool["rhythm"]["beats_position"]                         # removed by the first step
+    del pool["lowlevel"]["mfcc"]["cov"]                          # removed by '*cov'
+    assert "lowlevel.mfcc.cov" not in lenient.describe()["features"]["descriptors"]
+    with pytest.raises(MissingDescriptorsError):
+        strict.predict(pool)
+    assert lenient.predict(pool) == expected
+    del pool["lowlevel"]["average_loudness"]                     # an SVM feature
+    with pytest.raises(MissingDescriptorsError) as info:
+        lenient.predict(pool)
+    assert info.value.names == ["lowlevel.average_loudness"]

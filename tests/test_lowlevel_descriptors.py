@@ -138,3 +138,15 @@ def test_ebu_r128_silence_and_sine():
     x[:, 0] = np.sin(2 * np.pi * 997 * t)
     # BS.1770: a full-scale 997 Hz sine in one channel reads -3.01 LUFS
     assert loudness.ebu_r128(x)["integrated"] == pytest.approx(-3.01, abs=0.05)
+
+
+def test_first_order_recursion_matches_loop():
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal(3000)
+    for p in (0.9719, 0.5, 0.999, 0.0033):
+        y = np.zeros(len(g))
+        acc = 0.25
+        for i, v in enumerate(g):
+            acc = v + p * acc
+            y[i] = acc
+        assert np.allclose(loudness._first_order(g, p, 0.25), y, rtol=1e-9, atol=1e-9)

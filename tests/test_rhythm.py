@@ -114,3 +114,12 @@ def test_tempo_range_option():
     x, _ = click_track(200.0, 12.0)
     rec = rhythm.compute(x, SR, {"minTempo": 40, "maxTempo": 120})
     assert rec["bpm"] == pytest.approx(100.0, rel=0.02)
+
+
+def test_output_frames_option():
+    x, clicks = click_track(120.0, 6.0)
+    rec, frames = rhythm.compute(x, SR, {"outputFrames": True})
+    # the frames record has the raw per-beat values and no beats_count (as Essentia's)
+    assert "beats_count" not in frames and rec["beats_count"] == len(frames["beats_position"])
+    assert len(frames["beats_loudness"]) == len(frames["beats_loudness_band_ratio"])
+    assert rec["beats_loudness"]["max"] == pytest.approx(max(frames["beats_loudness"]))

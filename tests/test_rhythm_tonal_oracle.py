@@ -117,3 +117,66 @@ def test_framewise_tonal_match(oracle):
     for s in ("mean", "stdev", "dmean", "dvar2"):
         assert np.allclose(tr["hpcp"][s], stats["tonal.hpcp." + s], rtol=1e-3, atol=1e-5)
         assert tr["hpcp_entropy"][s] == pytest.approx(stats["tonal.hpcp_entropy." + s], rel=3e-3)
+
+
+HPCP_PARAMS = {
+    "key": dict(size=36, harmonics=0, bandPreset=False, windowSize=1.0, nonLinear=False),
+    "chord": dict(size=36, harmonics=8, bandPreset=True, bandSplitFrequency=500.0,
+                  windowSize=0.5, nonLinear=True),
+    "highres": dict(size=120, harmonics=8, bandPreset=True, bandSplitFrequency=500.0,
+                    windowSize=0.5, nonLinear=True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HPCP_PARAMS))
+def test_hpcp_configurations_on_random_peaks(kind):
+    mine_cfg = {"key": tonal.HPCP_KEY, "chord": tonal.HPCP_CHORD, "highres": tonal.HPCP_HIGHRES}[kind]
+    algo = es.HPCP(referenceFrequency=437.3, minFrequency=20, maxFrequency=3500,
+                   weightType="cosine", **HPCP_PARAMS[kind])
+    rng = np.random.default_rng(7)
+    for trial in range(20):
+        n = int(rng.integers(1, 60))
+        f = np.sort(rng.uniform(20, 3500, n)).astype(np.float32)
+        m = rng.uniform(1e-4, 1.0, n).astype(np.float32)
+        expect = algo(f, m)
+        got = tonal.hpcp(np.zeros(n, np.int64), f.astype(np.float64), m.astype(np.float64), 1,
+                         437.3, **mine_cfg)[0]
+        # float32 accumulation upstream: about 3e-5 (extractor.md §9 allows 1.6e-4 for hpcp)
+        assert np.allclose(got, expect, atol=1e-4), (kind, trial)
+
+
+def test_key_and_chords_on_random_pcps():
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        p = rng.random(36).astype(np.float32)
+        p[rng.random(36) < 0.5] *= 0.1
+        for profile in ("edma", "krumhansl", "temperley", "diatonic"):
+            k, sc, st, _ = es.Key(profileType=profile, numHarmonics=4, pcpSize=36, slope=0.6,
+                                  usePolyphony=True, useThreeChords=True)(p)
+            mk, msc, mst = tonal.estimate_key(p, profile)
+            assert (mk, msc) == (k, sc)
+            assert mst == pytest.approx(st, abs=2e-4)     # major profiles differ by ~1e-4
+    frames = rng.random((120, 36)).astype(np.float32)
+    chords, strength = es.ChordsDetection(hopSize=2048, windowSize=2.0)(frames)
+    mine, mstrength = tonal.detect_chords(frames.astype(np.float64))
+    assert list(chords) == mine
+    assert np.allclose(mstrength, strength, atol=1e-5)
+
+
+def test_degara_beats_with_a_tempo_change():
+    # 100 BPM then 130 BPM: exercises the period tracking and its alignment with the decoder
+    from mirkit.extractor import rhythm_degara
+    rng = np.random.default_rng(4)
+    x = 0.01 * rng.standard_normal(26 * SR)
+    times = np.concatenate([np.arange(0.3, 13, 0.6), 13 + np.arange(0.0, 12.8, 60 / 130)])
+    for k, t in enumerate(times):
+        s = int(t * SR)
+        x[s:s + 1500] += (0.8 if k % 2 == 0 else 0.4) * rng.standard_normal(1500) * np.exp(-np.arange(1500) / 200)
+    x = (0.9 * x / np.abs(x).max()).astype(np.float32)
+    expect = es.BeatTrackerDegara()(x)
+    got = rhythm_degara.beat_track(x)
+    assert len(got) == len(expect)
+    assert np.max(np.abs(got - expect)) < 1e-3
+    # and the onset rate on the same signal
+    assert rhythm.onset_rate(x) == pytest.approx(
+        len(es.OnsetRate()(x)[0]) / (len(x) / SR), rel=0.03)

@@ -118,3 +118,24 @@ def test_accuracies_equal_sklearn_svc():
 def test_class_weights():
     w = libsvm_io.class_weights(np.array([0, 0, 0, 1, 2, 2]), 3)
     assert w == {0: 6 / 9, 1: 2.0, 2: 1.0}
+
+
+@pytest.mark.parametrize("kcode,gamma", [(1, 2.0), (1, 2.0 ** -5), (0, 0.0), (2, 0.5)])
+def test_final_model_text_equals_dense_training(kcode, gamma):
+    """The final model (probabilities) gives the very libsvm text dense training gives; rand()
+    is reset before each training (libsvm's probability fit draws its folds with it)."""
+    import ctypes
+
+    from mirkit.svm.train import train_probability_model
+    libc = ctypes.CDLL(None)
+    rng = np.random.default_rng(0)
+    X = rng.random((60, 5)).astype(np.float32).astype(np.float64)
+    y = np.arange(60) % 3
+    w = {0: 1.0, 1: 1.2, 2: 0.9}
+    libc.srand(1)
+    text, _ = train_probability_model(X, y, kcode, 4.0, gamma, 3, w)
+    libc.srand(1)
+    dense = libsvm_io.train(libsvm_io.dense_problem(X, y.astype(float)),
+                            libsvm_io.make_parameter(kcode, 4.0, gamma, 3, weights=w,
+                                                     probability=True))
+    assert text == libsvm_io.model_to_text(dense)

@@ -2,7 +2,6 @@
 the Essentia wheel as an oracle (run in a subprocess, so that Essentia's bundled TensorFlow
 never meets tensorflow-cpu in the test process). No TensorFlow is imported here."""
 
-import json
 import math
 import os
 import subprocess
@@ -111,6 +110,20 @@ def test_resample_identity_and_length():
 
 # --- oracle: Essentia's front ends -----------------------------------------------------------
 
+
+def oracle_env():
+    """Environment for the oracle subprocess: $MIRKIT_ORACLE_PATH, else .oracle-tf/ (make
+    oracle-tf), else the environment's own essentia. Essentia-tensorflow bundles TF 2.5 and
+    aborts a process that also loads tensorflow-cpu: it never runs in the test process."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    local = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         ".oracle-tf")
+    path = os.environ.get("MIRKIT_ORACLE_PATH") or (local if os.path.isdir(local) else None)
+    if path:
+        env["PYTHONPATH"] = path
+    return env
+
 ORACLE = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -165,11 +178,7 @@ def oracle(tmp_path_factory):
     np.savez(tmp / "in.npz", x44=x44)
     script = tmp / "oracle.py"
     script.write_text(ORACLE)
-    env = dict(os.environ)
-    if os.environ.get("MIRKIT_ORACLE_PATH"):
-        env["PYTHONPATH"] = os.environ["MIRKIT_ORACLE_PATH"]
-    else:
-        env.pop("PYTHONPATH", None)
+    env = oracle_env()
     proc = subprocess.run([sys.executable, str(script), str(tmp / "in.npz"), str(tmp / "out.npz")],
                           capture_output=True, env=env, timeout=300)
     if proc.returncode == 77:

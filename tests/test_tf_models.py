@@ -91,7 +91,7 @@ def zoo(tmp_path_factory):
     rng = np.random.default_rng(1)
     w, b = rng.standard_normal((200, 3)) * 0.1, rng.standard_normal(3) * 0.1
     z["head_wb"] = (w, b)
-    z["head"] = save_graph(convert_musicnn.build_head(w, b, ["x", "y", "z"], "test-musicnn-1"),
+    z["head"] = save_graph(convert_musicnn.build_head(w, b),
                            d / "head-test-musicnn-1.pb", head_meta(["x", "y", "z"]))
     # a head whose placeholder is [-1, 1, 200] (Essentia feeds [N, 200]: rank relaxation)
     g = tf.Graph()
@@ -134,6 +134,27 @@ def zoo(tmp_path_factory):
                    "outputs": [{"name": "output", "op": "Softmax",
                                 "output_purpose": "predictions"}]},
         "inference": {"sample_rate": 11025, "algorithm": "TempoCNN"}})
+    # tiny EffNet-like model: fixed batch of 64, [64, 128, 96] -> PartitionedCall:0/:1
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [64, 128, 96],
+                                     name="serving_default_melspectrogram")
+        pooled = tf.reshape(tf.concat([tf.reduce_mean(x, 1), tf.reduce_max(x, 1)], 1),
+                            [64, 192])                       # only runs with a batch of 64
+        emb = tf.nn.relu(tf.matmul(pooled, rng.standard_normal((192, 6)).astype(np.float32)
+                                   * .1))
+        tf.identity_n([tf.nn.sigmoid(tf.matmul(emb, rng.standard_normal((6, 3))
+                                               .astype(np.float32))), emb],
+                      name="PartitionedCall")
+    z["effnet"] = save_graph(g, d / "tiny-effnet-bs64-1.pb", {
+        "classes": ["r", "s", "t"],
+        "schema": {"inputs": [{"name": "serving_default_melspectrogram",
+                               "shape": [64, 128, 96]}],
+                   "outputs": [{"name": "PartitionedCall:0", "op": "Sigmoid",
+                                "output_purpose": "predictions"},
+                               {"name": "PartitionedCall:1", "op": "Flatten",
+                                "output_purpose": "embeddings"}]},
+        "inference": {"sample_rate": 16000, "algorithm": "TensorflowPredictEffnetDiscogs"}})
     # a graph with a forbidden op (reads a file)
     g = tf.Graph()
     with g.as_default():
@@ -182,6 +203,12 @@ def test_bad_pb(zoo, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(MirkitError):
         Graph(str(empty), "model/Placeholder", ["model/Sigmoid"])
+    # through extract --model: the same one-line error naming the file
+    with pytest.raises(MirkitError) as err:
+        run_models(zoo["audio"][:SR], SR, [str(bad)])
+    assert str(bad) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(MirkitError, match="no such model"):
+        run_models(zoo["audio"][:SR], SR, ["no-such-model-1"])
 
 
 def test_json_not_matching_graph(zoo, tmp_path):
@@ -350,6 +377,20 @@ def test_extract_then_head(zoo):
 
 # --- oracle: essentia-tensorflow on the same .pb files and audio ---------------------------
 
+
+def oracle_env():
+    """Environment for the oracle subprocess: $MIRKIT_ORACLE_PATH, else .oracle-tf/ (make
+    oracle-tf), else the environment's own essentia. Essentia-tensorflow bundles TF 2.5 and
+    aborts a process that also loads tensorflow-cpu: it never runs in the test process."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    local = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         ".oracle-tf")
+    path = os.environ.get("MIRKIT_ORACLE_PATH") or (local if os.path.isdir(local) else None)
+    if path:
+        env["PYTHONPATH"] = path
+    return env
+
 ORACLE = textwrap.dedent("""
     import json, sys
     import numpy as np
@@ -379,6 +420,12 @@ ORACLE = textwrap.dedent("""
     x11l = np.tile(x11, 4)
     out["tempo"] = es.TensorflowPredictTempoCNN(graphFilename=args["tempo"])(x11l)
     out["x11l"] = x11l
+    bpm, local, local_p = es.TempoCNN(graphFilename=args["tempo"])(x11l)
+    out["tempo_bpm"], out["tempo_local"] = np.array([bpm]), np.array(local)
+    out["effnet"] = es.TensorflowPredictEffnetDiscogs(graphFilename=args["effnet"],
+                                                      output="PartitionedCall:0")(x16)
+    out["effnet_emb"] = es.TensorflowPredictEffnetDiscogs(graphFilename=args["effnet"],
+                                                          output="PartitionedCall:1")(x16)
     np.savez(args["out"], **out)
 """)
 
@@ -389,14 +436,10 @@ def oracle(zoo):
     np.save(d / "audio.npy", zoo["audio"])
     args = {"audio": str(d / "audio.npy"), "sr": SR, "musicnn": zoo["musicnn"],
             "head": zoo["head"], "head3d": zoo["head3d"], "vggish": zoo["vggish"],
-            "tempo": zoo["tempo"], "out": str(d / "oracle.npz")}
+            "tempo": zoo["tempo"], "effnet": zoo["effnet"], "out": str(d / "oracle.npz")}
     script = d / "oracle.py"
     script.write_text(ORACLE)
-    env = dict(os.environ)
-    if os.environ.get("MIRKIT_ORACLE_PATH"):
-        env["PYTHONPATH"] = os.environ["MIRKIT_ORACLE_PATH"]
-    else:
-        env.pop("PYTHONPATH", None)
+    env = oracle_env()
     proc = subprocess.run([sys.executable, str(script), json.dumps(args)], capture_output=True,
                           env=env, timeout=300)
     if proc.returncode == 77:
@@ -483,3 +526,56 @@ def test_metadata_variants(tmp_path):
     assert info.front_end == "head" and info.embedding_model == "msd-musicnn-1"
     with pytest.raises(MirkitError, match="front end"):
         models.ModelInfo(str(tmp_path / "x.pb"), front_end="wavenet")
+
+
+def test_convert_musicnn_checkpoint(tmp_path):
+    """make models: the converted .pb equals the checkpoint's own TF1 graph (musicnn wheel)."""
+    try:
+        musicnn_dir = convert_musicnn.find_musicnn()
+    except MirkitError:
+        pytest.skip("musicnn package not installed (make models installs it)")
+    pb = convert_musicnn.convert("msd-musicnn-1", musicnn_dir, str(tmp_path))
+    meta = json.loads((tmp_path / "msd-musicnn-1.json").read_text())
+    assert len(meta["classes"]) == 50 and meta["classes"][:3] == ["rock", "pop", "alternative"]
+    assert meta["inference"] == {"sample_rate": 16000, "algorithm": "TensorflowPredictMusiCNN"}
+    assert [o["output_purpose"] for o in meta["schema"]["outputs"]] == [
+        "predictions", "", "embeddings"]
+    tags_diff, emb_diff = convert_musicnn.verify_against_checkpoint("msd-musicnn-1", musicnn_dir,
+                                                                    pb, n=2)
+    assert tags_diff < 1e-5 and emb_diff < 1e-3
+    model = models.AudioModel(pb)        # loads through the allow-list
+    assert model.graph.output_names == ["model/Sigmoid", "model/dense/BiasAdd"]
+
+
+def test_oracle_tempocnn_bpm(zoo, oracle):
+    res = run_models(oracle["x11l"], 11025, [zoo["tempo"]])["highlevel"]["tiny-tempocnn"]
+    assert res["local_bpm"] == oracle["tempo_local"].tolist()
+    assert res["bpm"] == float(oracle["tempo_bpm"][0])
+
+
+def test_oracle_effnet_fixed_batch(zoo, oracle):
+    out = run_models(zoo["audio"], SR, [zoo["effnet"]])
+    emb = np.array(out["embeddings"]["tiny-effnet-bs64-1"])
+    x16 = fe.resample(zoo["audio"], SR, 16000)
+    n = len(fe.patch(fe.musicnn_bands(x16), 128, 62))
+    assert 0 < n < 64                           # one partly filled batch of 64
+    assert emb.shape == oracle["effnet_emb"].shape == (n, 6)
+    assert np.abs(emb - oracle["effnet_emb"]).max() <= 1e-3
+    hl = out["highlevel"]["tiny-effnet-bs64-1"]
+    assert np.abs(np.array([hl["all"][c] for c in "rst"])
+                  - oracle["effnet"].mean(0)).max() <= 1e-4
+
+
+def test_openl3_like_model(tmp_path, zoo):
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 128, 199, 1], name="melspectrogram")
+        tf.reduce_mean(x, axis=[2, 3], name="embeddings")          # [B, 128]
+    path = save_graph(g, tmp_path / "tiny-openl3-mel128.pb")         # no .json: name -> OpenL3
+    out = run_models(zoo["audio"][:SR * 2], SR, [path])
+    emb = np.array(out["embeddings"]["tiny-openl3-mel128"])
+    x48 = fe.resample(zoo["audio"][:SR * 2], SR, 48000)
+    ref = fe.openl3_patches(x48)[..., 0].mean(axis=2)
+    assert emb.shape == (fe.frame_count(len(x48), 4800), 128) == ref.shape
+    np.testing.assert_allclose(emb, ref, atol=1e-4)
+    assert out["highlevel"] == {}

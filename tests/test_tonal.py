@@ -194,3 +194,30 @@ def test_aggregate_hand_computed():
     assert a["var"] == pytest.approx(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 3)
     assert a["dmean"] == 1.5 and a["dvar"] == 0.25 and a["dmean2"] == 1.0 and a["dvar2"] == 0.0
     assert (a["min"], a["max"]) == (1.0, 4.0)
+
+
+def test_peaks_fast_path_equals_run_length_scan():
+    # rows without plateaus take the strict-maximum path; it must agree with the general
+    # run-length scan, also when the block mixes rows with and without plateaus
+    from mirkit.extractor import tonal_common as tc
+    rng = np.random.default_rng(5)
+    spec = rng.random((40, 300)).astype(np.float32)
+    spec[3, 50:53] = 2.0                               # a plateau in row 3 only
+    fr, f, m = spectral_peaks(spec, 44100.0 * 299 / 2048, 0, 1e9, 0.1, 1000, "frequency")
+    rows, pos, val = tc._peaks_runs(spec, 0.1)
+    rows, pos, val = (np.concatenate(a) for a in (rows, pos, val))
+    order = np.lexsort((pos, rows))
+    scale = 44100.0 * 299 / 2048 / 2 / 299
+    assert fr.tolist() == rows[order].tolist()
+    assert np.allclose(f, pos[order] * scale) and np.allclose(m, val[order])
+    assert np.any((fr == 3) & np.isclose(f, 51 * scale))   # the plateau's middle
+
+
+def test_output_frames_option():
+    x = chord_signal(C_MAJOR[:2], 1.0)
+    rec, frames = tonal.compute(x, SR, {"outputFrames": True})
+    n = framing.frame_count(len(x), 4096, 2048)
+    assert len(frames["hpcp"]) == n and len(frames["hpcp"][0]) == 36
+    assert len(frames["chords_strength"]) == n
+    assert frames["key_edma"] == rec["key_edma"]
+    assert rec["hpcp"]["mean"] == pytest.approx(np.mean(frames["hpcp"], axis=0).tolist(), abs=1e-6)

@@ -101,9 +101,8 @@ class ClassifyTool(Tool):
                     outputs[i][model.name] = res
         for (source, number, record), error, out in zip(batch, errors, outputs):
             rid = record_id(record)
+            # name the record: its id, and where it came from
             label = f"{source}: {rid}" if rid else f"{source}: record {number}"
-            if source not in ("-",) and rid and rid == source:
-                label = source
             if error is not None:
                 self.fail(label, error.reason)
                 progress.update()

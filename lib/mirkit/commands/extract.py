@@ -89,7 +89,8 @@ class ExtractTool(Tool):
     def run(self, args):
         options = profile_mod.make_options(args.profile, startTime=args.start, endTime=args.end)
         options["descriptors"] = _parse_descriptors(args.descriptors)
-        options["outputFrames"] = bool(args.frames or args.frames_only)
+        # the profile's outputFrames: true works like --frames
+        options["outputFrames"] = bool(args.frames or args.frames_only or options.get("outputFrames"))
         if args.model:
             options["models"] = list(args.model)
             options["embeddings"] = bool(args.embeddings)
@@ -144,8 +145,4 @@ def _default_jobs():
 
 
 def main(argv=None):
-    # bin/extract calls main() at import time; a forkserver/spawn worker of -j re-imports
-    # that script as "__mp_main__" and must not run the tool again.
-    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
-        return
     ExtractTool.main(argv)

@@ -81,7 +81,12 @@ class GridSearchTool(Tool):
             raw = load_filelist(fl_path)
             check_consistent(gt, raw, gt_path, fl_path)
             filelist = resolve_filelist(raw, fl_path)
+        elif self.cached_dataset(project, gt, project_dir) and sys.stdin.isatty():
+            self.info("no filelist: using the project's cached dataset", 1)
         else:
+            if sys.stdin.isatty():
+                self.parser.error("no FILELIST and standard input is a terminal: give a "
+                                  "filelist or pipe records in")
             records = self.read_stream(gt)
 
         if project is None:
@@ -109,6 +114,21 @@ class GridSearchTool(Tool):
         sys.stdout.write(out["result_line"] + "\n")
         sys.stdout.flush()
         return 0
+
+    @staticmethod
+    def cached_dataset(project, gt, project_dir):
+        """True when the project's base dataset exists for exactly these groundtruth ids."""
+        from ..gaia.dataset import Dataset
+        if project is None:
+            path = os.path.join(project_dir, "datasets", f"{gt.class_name}.npz")
+        else:
+            path = os.path.join(project.datasets_dir, f"{project.class_name}.npz")
+        if not os.path.exists(path):
+            return False
+        try:
+            return Dataset.load(path).meta.get("requested") == sorted(gt.labels)
+        except MirkitError:
+            return False
 
     def read_stream(self, gt):
         records = {}

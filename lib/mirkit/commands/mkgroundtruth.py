@@ -113,7 +113,7 @@ class MkGroundtruth(Tool):
                 for name in sorted(names):
                     if name.startswith(".") or (suffixes and not name.endswith(suffixes)):
                         continue
-                    path = os.path.join(root, name)
+                    path = os.path.normpath(os.path.join(root, name))
                     rel = os.path.relpath(path, top)
                     item_id = os.path.splitext(rel)[0].replace(os.sep, "/")
                     self.add(item_id, label, path, path=path)

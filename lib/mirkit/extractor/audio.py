@@ -288,7 +288,24 @@ def _mp3_first_frame(fh, size):
                 continue
             v = 1 if version == 3 else 2
             table = _MP3_BITRATES[(v, layer if v == 1 else (1 if layer == 1 else 2))]
-            return start + i, table[idx] * 1000
+            bit_rate = table[idx] * 1000
+            # a VBR file announces its frame and byte counts in a Xing/Info frame: FFmpeg
+            # then reports bytes*8/duration
+            rates = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+            sr_idx = (b2 >> 2) & 3
+            head = buf[i:i + 200]
+            for tag in (b"Xing", b"Info"):
+                j = head.find(tag)
+                if j > 0 and len(head) >= j + 16:
+                    flags = struct.unpack(">I", head[j + 4:j + 8])[0]
+                    if flags & 3 == 3:
+                        frames = struct.unpack(">I", head[j + 8:j + 12])[0]
+                        nbytes = struct.unpack(">I", head[j + 12:j + 16])[0]
+                        spf = 1152 if (layer != 1 and (v == 1 or layer == 2)) else (576 if layer == 3 else 384)
+                        if frames:
+                            bit_rate = int(nbytes * 8 / (frames * spf / rates[version][sr_idx]))
+                    break
+            return start + i, bit_rate
     return None
 
 

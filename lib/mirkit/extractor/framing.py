@@ -96,7 +96,7 @@ def silent_mask(frames):
     f = np.asarray(frames, np.float32)
     if f.shape[1] == 0:
         return np.ones(len(f), bool)
-    power = np.einsum("ij,ij->i", f, f, dtype=np.float64) / f.shape[1]
+    power = np.einsum("ij,ij->i", f, f) / np.float32(f.shape[1])
     return power < SILENCE_POWER
 
 

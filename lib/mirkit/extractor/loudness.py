@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from . import framing
-from .signal import lfilter, pow2db
+from .signal import pow2db
 
 EPSILON = 10e-5
 
@@ -35,10 +35,40 @@ def average_loudness(levels):
     return float(0.5 + 0.5 * math.tanh(-1.0 + 2.0 * (avg - x1) / (x2 - x1)))
 
 
+def _first_order(g, p, y_prev=0.0, L=None):
+    """``y[n] = g[n] + p*y[n-1]`` (0 < p < 1) without a loop over samples: within blocks of
+    ``L`` samples by a scaled cumulative sum, across blocks by the decaying carry
+    (p**L is tiny, so a few terms of the block recursion suffice). Float64."""
+    g = np.asarray(g, np.float64)
+    n = len(g)
+    if L is None:   # p**-L stays below 1e6: the scaled cumulative sum keeps ~1e-10 precision
+        L = int(max(1, min(256, 6.0 / -math.log10(p))))
+    nb = -(-n // L)
+    G = np.zeros(nb * L)
+    G[:n] = g
+    G = G.reshape(nb, L)
+    k = np.arange(L)
+    pk = p ** k
+    Y0 = np.cumsum(G / pk, axis=1) * pk          # zero-state response of each block
+    e = Y0[:, -1].copy()
+    q = p ** L
+    ends = e.copy()                               # true block-end values
+    term = e
+    for m in range(1, int(math.ceil(-17.0 / math.log10(q))) + 1 if q > 0 else 1):
+        term = term[:-1] * q
+        if len(term) == 0:
+            break
+        ends[m:] += term
+    if y_prev:
+        ends += (q ** np.arange(1, nb + 1)) * y_prev
+    carry = np.concatenate([[y_prev], ends[:-1]])
+    Y = Y0 + carry[:, None] * (p * pk)[None, :]
+    return Y.ravel()[:n]
+
+
 def dynamic_complexity(s0, sample_rate=44100.0):
     """DynamicComplexity (frame 0.2 s, non-overlapping blocks, §7.6). ``s0``: array or store."""
-    from .signal import _impulse_response
-    from .stream import ArrayStore, StreamingFIR
+    from .stream import ArrayStore
     sr = float(sample_rate)
     F = int(0.2 * sr)
     store = s0 if hasattr(s0, "read") else ArrayStore(s0)
@@ -47,16 +77,20 @@ def dynamic_complexity(s0, sample_rate=44100.0):
         return 0.0
     c = math.exp(-1.0 / (0.035 * sr))
     w = c ** (F - 1 - np.arange(F))
-    fir = StreamingFIR(_impulse_response((0.98595, -0.98595), (1.0, -0.9719)), single=True)
     u = np.empty(nblocks)
     step = 120 * F
+    x_prev, y_prev = 0.0, 0.0
     for a in range(0, nblocks * F, step):
         b = min(nblocks * F, a + step)
-        y = fir(store.read(a, b)).astype(np.float64)
+        x = store.read(a, b).astype(np.float64)
+        # pre-filter y[n] = 0.98595 (x[n] - x[n-1]) + 0.9719 y[n-1]
+        g = 0.98595 * np.diff(x, prepend=x_prev)
+        y = _first_order(g, 0.9719, y_prev)
+        x_prev, y_prev = x[-1], y[-1]
         u[a // F:b // F] = (1 - c) * ((y * y).reshape(-1, F) @ w)
     cF = c ** F
-    # V_i = cF*V_{i-1} + u_i: a first-order recursion over blocks, run as an IIR filter
-    V = lfilter([1.0], [1.0, -cF], u, out_dtype=np.float64) if cF > 1e-12 else u
+    # V_i = cF*V_{i-1} + u_i over the blocks
+    V = _first_order(u, cF) if cF > 0 else u
     dB = np.atleast_1d(pow2db(V))
     nz = np.flatnonzero(dB != -100.0)
     if len(nz) == 0:

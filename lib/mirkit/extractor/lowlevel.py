@@ -7,10 +7,12 @@ Whole-signal descriptors (average loudness, dynamic complexity, EBU R128) are in
 :mod:`mirkit.extractor.loudness`.
 """
 
+import functools
+
 import numpy as np
 
 from . import bands, framing
-from .signal import equal_loudness, _impulse_response, fir_filter, _EQLOUD_44100, _poly_mul
+from .signal import _EQLOUD_44100, _impulse_response, _poly_mul, fir_filter
 
 # db2lin(-X/2) = 10**(-X/2/20): 20dB -> 0.1, 30dB -> 0.0316228, 60dB -> 0.001
 SILENCE_THRESHOLDS = {"silence_rate_20dB": 0.1, "silence_rate_30dB": 10 ** (-1.5),
@@ -96,7 +98,7 @@ def crest(a):
 
 
 def entropy(a):
-    a = np.asarray(a, np.float64)
+    a = np.asarray(a, np.float32)
     s = a.sum(axis=1, keepdims=True)
     p = np.where(s > 0, a / np.where(s > 0, s, 1.0), a)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -140,12 +142,28 @@ def strong_peak(S):
     return np.where(np.isfinite(val), val, 0.0)
 
 
+def _fast_len(n):
+    """Smallest 2^a 3^b 5^c >= n (an efficient FFT length)."""
+    best = 1 << int(np.ceil(np.log2(n)))
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
 def pitch_salience(S, sample_rate=44100.0):
     n, K = S.shape
     lo = int(100.0 * K / (sample_rate / 2.0))
     hi = int(5000.0 * K / (sample_rate / 2.0))
     # no circular wrap for lags < hi when nfft >= K + hi
-    nfft = 1 << int(np.ceil(np.log2(K + hi)))
+    nfft = _fast_len(K + hi)
     F = np.fft.rfft(S.astype(np.float32), nfft, axis=1)
     acf = np.fft.irfft(F * np.conj(F), nfft, axis=1)[:, :hi]
     a0 = acf[:, 0]
@@ -154,42 +172,46 @@ def pitch_salience(S, sample_rate=44100.0):
         return np.where(a0 > 0, mx / np.where(a0 > 0, a0, 1.0), 0.0)
 
 
-def spectral_peaks(S, bin_hz, min_freq, max_freq, threshold, max_peaks, order="magnitude"):
+def spectral_peaks(S, bin_hz, min_freq, max_freq, threshold, max_peaks, order="magnitude",
+                   count_only=False):
     """SpectralPeaks (PeakDetection, interpolate=true) on every row of S.
 
     Returns ``(freq, mag, count)``: (n, P) arrays padded with ``inf`` / 0 and the number of
     peaks per row, ordered by magnitude (desc.) or frequency, truncated to ``max_peaks``.
+    With ``count_only`` only the counts are computed (``freq``/``mag`` are None).
     """
     n, K = S.shape
     i0 = int(np.ceil(min_freq / bin_hz))
     imax = min(K - 2, int(np.floor(max_freq / bin_hz)) + 1)
-    X = S[:, i0:imax + 2].astype(np.float64)      # local indices 0 .. m+1
+    X = np.asarray(S[:, i0:imax + 2])              # local indices 0 .. m+1
     m = X.shape[1] - 1                             # candidate positions 0 .. m-1
-    if m < 1:
+    if m < 2:
         return np.full((n, 0), np.inf), np.zeros((n, 0)), np.zeros(n, int)
-    cur, nxt = X[:, :m], X[:, 1:m + 1]
-    prev = np.concatenate([np.full((n, 1), np.inf), X[:, :m - 1]], axis=1)
-    strict = (prev < cur) & (nxt < cur) & (cur > threshold)
-    boundary = np.zeros_like(strict)
-    boundary[:, 0] = (X[:, 0] > X[:, 1]) & (X[:, 0] > threshold)
-    strict[:, 0] = False
+    mid = X[:, 1:m]
+    rising = X[:, :m - 1] < mid
+    above = mid > threshold
+    strict = np.zeros((n, m), bool)
+    strict[:, 1:] = rising & (X[:, 2:m + 1] < mid) & above
+    plat = np.zeros((n, m), bool)
+    plat[:, 1:] = rising & (X[:, 2:m + 1] == mid) & above
+    boundary = (X[:, 0] > X[:, 1]) & (X[:, 0] > threshold)
     rows, cols = np.nonzero(strict)
-    l = X[rows, cols - 1]
-    c = X[rows, cols]
-    r = X[rows, cols + 1]
+    Xd = X
+    l = Xd[rows, cols - 1].astype(np.float64)
+    c = Xd[rows, cols].astype(np.float64)
+    r = Xd[rows, cols + 1].astype(np.float64)
     den = l - 2 * c + r
     d = np.where(den != 0, 0.5 * (l - r) / np.where(den != 0, den, 1.0), 0.0)
     pos = cols + d
     val = c - 0.25 * (l - r) * d
-    prow, ppos, pval = [rows], [pos], [val]
-    brow = np.nonzero(boundary[:, 0])[0]
-    prow.append(brow)
-    ppos.append(np.zeros(len(brow)))
-    pval.append(X[brow, 0])
-    # plateaus: prev < cur == nxt ... run end j with X[j+1] < X[j]
-    plat = (prev < cur) & (nxt == cur) & (cur > threshold)
-    plat[:, 0] = False
-    if plat.any():
+    extra = boundary.any() or plat.any()
+    if extra:
+        prow, ppos, pval = [rows], [pos], [val]
+        brow = np.nonzero(boundary)[0]
+        prow.append(brow)
+        ppos.append(np.zeros(len(brow)))
+        pval.append(X[brow, 0].astype(np.float64))
+        # plateaus: rising into a run of equal values that is followed by a descent
         for rr, cc in zip(*np.nonzero(plat)):
             j = cc
             while j + 1 <= m and X[rr, j + 1] == X[rr, cc]:
@@ -197,24 +219,29 @@ def spectral_peaks(S, bin_hz, min_freq, max_freq, threshold, max_peaks, order="m
             if j + 1 <= m and X[rr, j + 1] < X[rr, j]:
                 prow.append(np.array([rr]))
                 ppos.append(np.array([(cc + j) / 2.0]))
-                pval.append(np.array([X[rr, cc]]))
-    rows = np.concatenate(prow)
-    pos = np.concatenate(ppos)
-    val = np.concatenate(pval)
+                pval.append(np.array([float(X[rr, cc])]))
+        rows = np.concatenate(prow)
+        pos = np.concatenate(ppos)
+        val = np.concatenate(pval)
     freq = (pos + i0) * bin_hz
     keep = freq <= max_freq
-    rows, freq, val = rows[keep], freq[keep], val[keep]
-    # order within rows
+    if not keep.all():
+        rows, freq, val = rows[keep], freq[keep], val[keep]
+    counts = np.bincount(rows, minlength=n)
+    if count_only:
+        return None, None, np.minimum(counts, max_peaks)
+    # order within rows (np.nonzero already gives frequency order when nothing was added)
     if order == "magnitude":
         idx = np.lexsort((freq, -val, rows))
-    else:
+        rows, freq, val = rows[idx], freq[idx], val[idx]
+    elif extra:
         idx = np.lexsort((freq, rows))
-    rows, freq, val = rows[idx], freq[idx], val[idx]
-    counts = np.bincount(rows, minlength=n)
+        rows, freq, val = rows[idx], freq[idx], val[idx]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.arange(len(rows)) - starts[rows]
     keep = rank < max_peaks
-    rows, freq, val, rank = rows[keep], freq[keep], val[keep], rank[keep]
+    if not keep.all():
+        rows, freq, val, rank = rows[keep], freq[keep], val[keep], rank[keep]
     counts = np.minimum(counts, max_peaks)
     P = int(counts.max()) if n else 0
     F = np.full((n, P), np.inf)
@@ -442,15 +469,13 @@ def compute_frames(s0, sample_rate=44100.0, frame_size=2048, hop_size=1024, zero
 
 def _compute_block(frames, eq_frames, put, sr, F, zp, window_type, K, bin_hz, W_mel,
                    W_mel128, W_erb, W_bark, eb_idx, kk, dec_x, dec_den, prev_S):
-    f64 = frames.astype(np.float64)
-    power = np.einsum("ij,ij->i", f64, f64) / F
+    power = np.einsum("ij,ij->i", frames, frames) / np.float32(F)
     for name, thr in SILENCE_THRESHOLDS.items():
         put(name, (power < thr).astype(np.float32))
     put("zerocrossingrate", zero_crossing_rate(frames))
 
     S = framing.spectrum(frames, window_type, zp)
     E = S * S
-    Ed = E.astype(np.float64)
 
     mel = E @ W_mel
     put("melbands", mel)
@@ -465,40 +490,61 @@ def _compute_block(frames, eq_frames, put, sr, F, zp, window_type, K, bin_hz, W_
     put("barkbands", bark)
     band_shape("barkbands", bark, _Putter(put))
 
-    energy = Ed.sum(axis=1)
+    # every linear reduction of E in one float64 product: energy, decrease, hfc, bands
+    lin = E.astype(np.float64) @ _linear_matrix(K, bin_hz, tuple(eb_idx), sr)
+    energy = lin[:, 0]
     put("spectral_energy", energy)
     put("spectral_rms", np.sqrt(energy / K))
-    put("spectral_decrease", (Ed - Ed.mean(axis=1, keepdims=True)) @ dec_x / dec_den)
+    put("spectral_decrease", (lin[:, 1] - energy / K * dec_x.sum()) / dec_den)
     put("spectral_rolloff", rolloff(E, bin_hz))
-    for (name, _, _), (a, b) in zip(ENERGY_BANDS, eb_idx):
-        put(name, Ed[:, a:b + 1].sum(axis=1))
-    put("hfc", Ed @ (kk * bin_hz))
-    Sd = S.astype(np.float64)
-    diff = np.diff(np.concatenate([prev_S[None, :].astype(np.float64), Sd]), axis=0)
-    put("spectral_flux", np.sqrt((diff * diff).sum(axis=1)))
+    put("hfc", lin[:, 2])
+    for j, (name, _, _) in enumerate(ENERGY_BANDS):
+        put(name, lin[:, 3 + j])
+    diff = np.diff(np.concatenate([prev_S[None, :], S]), axis=0)
+    put("spectral_flux", np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64)))
     put("_last_S", S[-1].copy())
     put("spectral_strongpeak", strong_peak(S))
-    _, _, count = spectral_peaks(S, bin_hz, 100.0, 5000.0, 0.005, 100, "magnitude")
+    _, _, count = spectral_peaks(S, bin_hz, 100.0, 5000.0, 0.005, 100, "magnitude",
+                                 count_only=True)
     put("spectral_complexity", count.astype(np.float32))
     put("pitch_salience", pitch_salience(S, 44100.0))
 
     Seq = framing.spectrum(eq_frames, window_type, zp)
-    Seq_d = Seq.astype(np.float64)
-    Eeq = Seq_d * Seq_d
-    tot = Eeq.sum(axis=1)
+    ce = (Seq * Seq).astype(np.float64) @ _centroid_matrix(K)
+    tot = ce[:, 0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        put("spectral_centroid", np.where(tot > 0, (Eeq @ kk) / np.where(tot > 0, tot, 1) * (sr / 2) / (K - 1), 0.0))
-    m2, m3, m4 = central_moments(Seq_d, sr / 2.0)
+        put("spectral_centroid", np.where(tot > 0, ce[:, 1] / np.where(tot > 0, tot, 1) * (sr / 2) / (K - 1), 0.0))
+    m2, m3, m4 = central_moments(Seq, sr / 2.0)
     spread, skew, kurt = distribution_shape(m2, m3, m4)
     put("spectral_spread", spread)
     put("spectral_skewness", skew)
     put("spectral_kurtosis", kurt)
-    put("spectral_entropy", entropy(Seq_d))
+    put("spectral_entropy", entropy(Seq))
     freq, mag, _ = spectral_peaks(Seq, bin_hz, 0.0, 5000.0, 0.0, 100, "frequency")
     put("dissonance", dissonance(freq, mag))
     coeffs, valleys = spectral_contrast(Seq, F + zp, sr)
     put("spectral_contrast_coeffs", coeffs)
     put("spectral_contrast_valleys", valleys)
+
+
+@functools.lru_cache(maxsize=8)
+def _linear_matrix(K, bin_hz, eb_idx, sr):
+    kk = np.arange(K, dtype=np.float64)
+    M = np.zeros((K, 3 + len(eb_idx)))
+    M[:, 0] = 1.0
+    M[:, 1] = kk * (sr / 2) / (K - 1) - sr / 4          # decrease regressor x_i
+    M[:, 2] = kk * bin_hz                                 # hfc (Masri)
+    for j, (a, b) in enumerate(eb_idx):
+        M[a:b + 1, 3 + j] = 1.0
+    M.setflags(write=False)
+    return M
+
+
+@functools.lru_cache(maxsize=8)
+def _centroid_matrix(K):
+    M = np.stack([np.ones(K), np.arange(K, dtype=np.float64)], axis=1)
+    M.setflags(write=False)
+    return M
 
 
 class _Putter(dict):

@@ -2,10 +2,11 @@
 
 :func:`extract_file` (extractor.md §1):
 
-1. decode with soundfile (``(n, channels)`` float32 at the file's rate) and read the audio
-   properties and tags (``metadata.*``);
-2. resample every channel to 44100 Hz (libsamplerate ``sinc_medium``), trim to
-   ``[startTime, endTime)`` (``int(t*44100)``);
+1. read the audio properties and tags (``metadata.*``);
+2. decode with soundfile block by block, resample every channel to 44100 Hz (one stateful
+   libsamplerate ``sinc_medium`` converter, Essentia's float32 ratio and output length),
+   trim to ``[startTime, endTime)`` (``int(t*44100)``); the mono mix goes to a signal store
+   (memory, or a temporary file for long inputs: a one-hour file stays under 400 MiB);
 3. ``lowlevel.loudness_ebu128.*`` on those channels (no replay gain, no downmix);
 4. mono downmix (``downmix`` option, default ``mix`` = 0.5*(L+R)), replay gain on its
    equal-loudness copy (retried with ``left`` when it fails or exceeds 40 dB);
@@ -64,7 +65,7 @@ def _optional_module(name):
 
 def _decode_pass(path, shown, opts, mode, with_ebu, info):
     """Decode, resample and trim the file once: returns (mono store, EBU accumulator or
-    None, number of decoded input frames, channels)."""
+    None, number of decoded input frames, channels, peak of |mono|)."""
     ch = info["channels"]
     expected = int(info["frames"] * ANALYSIS_RATE / max(info["samplerate"], 1)) + 16
     t0, t1 = float(opts["startTime"]), float(opts["endTime"])
@@ -73,6 +74,7 @@ def _decode_pass(path, shown, opts, mode, with_ebu, info):
     ebu = loudness.EBUR128(ch, ANALYSIS_RATE) if with_ebu else None
     gen = stream.decode_blocks(path, shown, ANALYSIS_RATE, t0, t1)
     decoded = 0
+    peak = 0.0
     while True:
         try:
             block = next(gen)
@@ -81,8 +83,11 @@ def _decode_pass(path, shown, opts, mode, with_ebu, info):
             break
         if ebu is not None:
             ebu.add(block)
-        store.append(signal.downmix(block, mode))
-    return store, ebu, decoded, ch
+        mono = signal.downmix(block, mode)
+        if len(mono):
+            peak = max(peak, float(np.abs(mono).max()))
+        store.append(mono)
+    return store, ebu, decoded, ch, peak
 
 
 def _replay_gain_pass(store, keep_eq):
@@ -146,7 +151,7 @@ def extract_file(path, options=None, source=None):
 
     want_ll = "lowlevel" in descriptors
     mode = opts.get("downmix", "mix")
-    store, ebu, decoded, channels = _decode_pass(path, shown, opts, mode, want_ll, info)
+    store, ebu, decoded, channels, peak = _decode_pass(path, shown, opts, mode, want_ll, info)
     if decoded == 0:
         raise MirkitError("no audio samples in the file (zero-length audio)", shown)
     props["length"] = decoded / float(info["samplerate"])
@@ -181,7 +186,7 @@ def extract_file(path, options=None, source=None):
         store.close()
         if eq_store is not None:
             eq_store.close()
-        store, _, _, _ = _decode_pass(path, shown, opts, "left", False, info)
+        store, _, _, _, peak = _decode_pass(path, shown, opts, "left", False, info)
         rg, eq_store = _replay_gain_pass(store, want_ll)
     if rg is None:
         raise MirkitError("file looks like a completely silent file (replay gain undefined)", shown)
@@ -189,7 +194,6 @@ def extract_file(path, options=None, source=None):
     factor = signal.db2amp(rg + 6.0)
     s0 = stream.ScaledStore(store, factor)
     # The filter is linear: without clipping, EQ(S0) = gain * EQ(mono) (saves a pass).
-    peak = max((float(np.abs(b).max()) for _, b in stream.iter_store_blocks(store)), default=0.0)
     eq_s0 = None
     if eq_store is not None and peak <= 1.0 and peak * np.float32(factor) <= 1.0:
         eq_s0 = stream.ScaledStore(eq_store, factor, clip=False)

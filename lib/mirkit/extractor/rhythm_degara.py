@@ -46,7 +46,7 @@ def complex_odf_blocks(x, frame_size=FRAME_SIZE, hop_size=HOP_SIZE, start_from_z
     prev_u = np.ones((2, K), np.complex64)          # u_{t-2}, u_{t-1}
     kk = (np.arange(K) * (SAMPLE_RATE / frame_size)).astype(np.float32)  # HFC: k*binHz (Brossier)
     for index, frames in framing.iter_frame_blocks(x, frame_size, hop_size, start_from_zero,
-                                                   "keep", 1024):
+                                                   "keep", 256):
         spec = framing.complex_spectrum(frames, "hann").astype(np.complex64, copy=False)
         mag = np.abs(spec)
         u = spec / np.where(mag > 0, mag, np.float32(1.0))

@@ -1,14 +1,14 @@
 """Signal preparation: downmix, replay gain, gain + clipping, equal-loudness filter, IIR filters.
 
 The analysis signal ``S0`` that every lowlevel, rhythm and tonal descriptor reads
-(extractor.md §3.1, §3.7) is :func:`analysis_signal`:
+(extractor.md §3.1, §3.7; assembled block by block in :mod:`mirkit.extractor.pipeline`):
 
-    mono  = downmix(decoded audio, "mix")           # 0.5*(L+R); mono files pass through
-    mono  = resample(mono, to 44100 Hz)              # libsamplerate sinc_medium
-    mono  = mono[start:end]                          # --start/--end trim
-    S0    = clip(mono * 10**((replay_gain + 6)/20), -1, 1)   float32, 1-D
+    audio = resample(decoded audio, to 44100 Hz)     # libsamplerate sinc_medium (resample)
+    audio = audio[start:end]                         # --start/--end trim
+    mono  = downmix(audio, "mix")                    # 0.5*(L+R); mono files pass through
+    S0    = clip(mono * 10**((replay_gain + 6)/20), -1, 1)   float32, 1-D (easy_loader_signal)
 
-``replay_gain`` is :func:`replay_gain` of ``equal_loudness(clip(mono, -1, 1))`` (§3.2),
+``replay_gain`` is :class:`ReplayGain` of ``equal_loudness(clip(mono, -1, 1))`` (§3.2),
 retried with ``downmix="left"`` when it fails or exceeds 40 dB (§1 step 5).
 
 :func:`equal_loudness` gives the "EQ" signal used by the centroid, spectral moments,
@@ -16,7 +16,8 @@ dissonance, entropy and contrast descriptors (§3.3).
 
 IIR filters are run without a Python loop over samples: :func:`lfilter` convolves with the
 filter's impulse response (computed from the frequency response, truncated where it has
-decayed below 1e-13 of its peak) by FFT overlap-add, in float64, with zero initial state.
+decayed below 1e-13 of its peak) by FFT overlap-add, in float64 (float32 on request), with
+zero initial state; :class:`mirkit.extractor.stream.StreamingFIR` does the same block by block.
 """
 
 import functools

@@ -5,21 +5,16 @@
 * :func:`spectral_peaks` is Essentia's SpectralPeaks/PeakDetection (extractor.md §7.2,
   interpolated, plateaus at their middle), vectorised over all the frames of a block.
 * :func:`aggregate` applies the extractor's PoolAggregator statistics (§5) to one frame-wise
-  descriptor with :func:`mirkit.extractor.stats.aggregate`, or, if that module is missing,
-  a small private implementation of the same definitions.
+  descriptor with :func:`mirkit.extractor.stats.aggregate`.
 """
 
 import numpy as np
 
 from ..errors import MirkitError
 
-try:  # the extractor's statistics module (issue 5)
-    from . import stats as _stats
-except ImportError:  # pragma: no cover - only while that module does not exist
-    _stats = None
+from . import stats as _stats
 
-DEFAULT_STATS = ("mean", "var", "stdev", "median", "min", "max", "dmean", "dmean2", "dvar", "dvar2")
-KNOWN_STATS = DEFAULT_STATS + ("cov", "icov")
+DEFAULT_STATS = _stats.DEFAULT_STATS
 
 
 def option(options, section, name, default):
@@ -37,9 +32,7 @@ def stats_option(options, section):
     if isinstance(stats, str):
         stats = [s.strip() for s in stats.split(",") if s.strip()]
     stats = list(stats)
-    known = KNOWN_STATS
-    if _stats is not None:
-        known = tuple(getattr(_stats, "KNOWN_STATS", KNOWN_STATS))
+    known = _stats.KNOWN_STATS
     bad = [s for s in stats if s not in known]
     if bad:
         raise MirkitError(f"{section}.stats: unknown statistic(s) {', '.join(map(str, bad))} "
@@ -49,32 +42,11 @@ def stats_option(options, section):
 
 # ---- spectral peaks ------------------------------------------------------------------------
 
-def spectral_peaks(spec, sample_rate=44100.0, min_frequency=0.0, max_frequency=5000.0,
-                   magnitude_threshold=0.0, max_peaks=100, order_by="magnitude"):
-    """Peaks of every row of the magnitude spectra ``spec`` (n, K).
-
-    Returns ``(frame, frequency, magnitude)`` float64/int arrays, rows grouped by frame in
-    frame order and, within a frame, ordered by magnitude (descending, ties by frequency)
-    or by frequency; at most ``max_peaks`` per frame.
-
-    Rules (PeakDetection, interpolate=true): scan from bin ``ceil(min/scale)``; that first bin
-    is a peak (not interpolated) if it is above the next one; any later run of equal values
-    reached by a strict climb and followed by a strict descent is a peak: a single bin is
-    refined by parabolic interpolation of the linear magnitudes, a plateau gives its middle.
-    Peaks must exceed ``magnitude_threshold``; positions above ``max_frequency`` are dropped.
-    The Nyquist-bin special case is not modelled (the extractor never reaches it).
-    """
-    spec = np.asarray(spec)
-    n, K = spec.shape
-    scale = (sample_rate / 2.0) / (K - 1)
-    i0 = int(np.ceil(min_frequency / scale - 1e-9))
-    i0 = min(max(i0, 0), K - 1)
-    jmax = min(K - 1, int(np.floor(max_frequency / scale)) + 2)
-    sub = spec[:, i0:jmax + 1]
-    m = sub.shape[1]
-    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
-    if n == 0 or m < 2:
-        return empty
+def _peaks_runs(sub, thr):
+    """Peak candidates of the rows of ``sub`` by run-length encoding (handles plateaus).
+    Returns lists of (row, column position, value) arrays."""
+    n, m = sub.shape
+    magnitude_threshold = thr
     flat = sub.ravel()
     col = np.arange(flat.size) % m
     newrun = np.empty(flat.size, bool)
@@ -127,6 +99,67 @@ def spectral_peaks(spec, sample_rate=44100.0, min_frequency=0.0, max_frequency=5
         pos_list.append(scol[idx].astype(np.float64))
         val_list.append(v[idx])
     if not frames_list:
+        return [], [], []
+    return frames_list, pos_list, val_list
+
+
+def _peaks_strict(sub, thr):
+    """Peak candidates of rows without equal neighbours above ``thr``: strict local maxima
+    (parabolic interpolation) and the boundary peak of column 0."""
+    l, c, r = sub[:, :-2], sub[:, 1:-1], sub[:, 2:]
+    rows, cols = np.nonzero((c > l) & (c > r) & (c > thr))
+    lv = l[rows, cols].astype(np.float64)
+    cv = c[rows, cols].astype(np.float64)
+    rv = r[rows, cols].astype(np.float64)
+    den = lv - 2.0 * cv + rv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(den != 0, 0.5 * (lv - rv) / den, 0.0)
+    brow = np.flatnonzero((sub[:, 0] > sub[:, 1]) & (sub[:, 0] > thr))
+    return ([rows, brow], [cols + 1.0 + d, np.zeros(len(brow))],
+            [cv - 0.25 * (lv - rv) * d, sub[brow, 0].astype(np.float64)])
+
+
+def spectral_peaks(spec, sample_rate=44100.0, min_frequency=0.0, max_frequency=5000.0,
+                   magnitude_threshold=0.0, max_peaks=100, order_by="magnitude"):
+    """Peaks of every row of the magnitude spectra ``spec`` (n, K).
+
+    Returns ``(frame, frequency, magnitude)`` float64/int arrays, rows grouped by frame in
+    frame order and, within a frame, ordered by magnitude (descending, ties by frequency)
+    or by frequency; at most ``max_peaks`` per frame.
+
+    Rules (PeakDetection, interpolate=true): scan from bin ``ceil(min/scale)``; that first bin
+    is a peak (not interpolated) if it is above the next one; any later run of equal values
+    reached by a strict climb and followed by a strict descent is a peak: a single bin is
+    refined by parabolic interpolation of the linear magnitudes, a plateau gives its middle.
+    Peaks must exceed ``magnitude_threshold``; positions above ``max_frequency`` are dropped.
+    The Nyquist-bin special case is not modelled (the extractor never reaches it).
+    """
+    spec = np.asarray(spec)
+    n, K = spec.shape
+    scale = (sample_rate / 2.0) / (K - 1)
+    i0 = int(np.ceil(min_frequency / scale - 1e-9))
+    i0 = min(max(i0, 0), K - 1)
+    jmax = min(K - 1, int(np.floor(max_frequency / scale)) + 2)
+    sub = spec[:, i0:jmax + 1]
+    m = sub.shape[1]
+    empty = (np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    if n == 0 or m < 2:
+        return empty
+    # rows where two neighbouring bins above the threshold are equal (a plateau) need the
+    # run-length scan; all the others only have strict maxima
+    eq = ((sub[:, 1:] == sub[:, :-1]) & (sub[:, 1:] > magnitude_threshold)).any(axis=1)
+    frames_list, pos_list, val_list = _peaks_strict(sub, magnitude_threshold)
+    if eq.any():
+        rows = np.flatnonzero(eq)
+        keep = ~eq[frames_list[0]], ~eq[frames_list[1]]
+        frames_list = [frames_list[0][keep[0]], frames_list[1][keep[1]]]
+        pos_list = [pos_list[0][keep[0]], pos_list[1][keep[1]]]
+        val_list = [val_list[0][keep[0]], val_list[1][keep[1]]]
+        fl, pl, vl = _peaks_runs(sub[rows], magnitude_threshold)
+        frames_list += [rows[f] for f in fl]
+        pos_list += pl
+        val_list += vl
+    if not sum(len(f) for f in frames_list):
         return empty
     fr = np.concatenate(frames_list)
     freq = (np.concatenate(pos_list) + i0) * scale
@@ -148,57 +181,6 @@ def spectral_peaks(spec, sample_rate=44100.0, min_frequency=0.0, max_frequency=5
 
 # ---- statistics ----------------------------------------------------------------------------
 
-def _private_aggregate(values, stats):
-    x = np.asarray(values, np.float64)
-    vector = x.ndim == 2
-    if x.ndim == 1:
-        x = x[:, None]
-    n = x.shape[0]
-    out = {}
-    if n == 0:
-        return out
-    d = np.diff(x, axis=0) if n > 1 else np.zeros((1, x.shape[1]))
-    d2 = np.diff(d, axis=0) if n > 2 else np.zeros((1, x.shape[1]))
-    ad, ad2 = np.abs(d), np.abs(d2)
-    for s in stats:
-        if s == "mean":
-            r = x.mean(0)
-        elif s == "var":
-            r = x.var(0)
-        elif s == "stdev":
-            r = x.std(0)
-        elif s == "median":
-            r = np.median(x, 0)
-        elif s == "min":
-            r = x.min(0)
-        elif s == "max":
-            r = x.max(0)
-        elif s == "dmean":
-            r = ad.mean(0)
-        elif s == "dvar":
-            r = ad.var(0)
-        elif s == "dmean2":
-            r = ad2.mean(0)
-        elif s == "dvar2":
-            r = ad2.var(0)
-        elif s in ("cov", "icov"):
-            if not vector:
-                continue
-            c = np.cov(x, rowvar=False, ddof=1) if n > 1 else np.zeros((x.shape[1],) * 2)
-            if s == "icov":
-                try:
-                    c = np.linalg.inv(c)
-                except np.linalg.LinAlgError:
-                    continue
-            out[s] = np.asarray(c, np.float32).astype(np.float64).tolist()
-            continue
-        else:
-            continue
-        r = np.asarray(r, np.float32).astype(np.float64)
-        out[s] = r.tolist() if vector else float(r[0])
-    return out
-
-
 def aggregate(values, stats=DEFAULT_STATS, name="descriptor"):
     """The statistics record ``{stat: value}`` of one frame-wise descriptor.
 
@@ -207,6 +189,5 @@ def aggregate(values, stats=DEFAULT_STATS, name="descriptor"):
     """
     values = np.asarray(values)
     stats = [s for s in stats if values.ndim == 2 or s not in ("cov", "icov")]
-    if _stats is not None and hasattr(_stats, "aggregate"):
-        return _stats.aggregate(values, stats, name)
-    return _private_aggregate(values, stats)
+    return _stats.aggregate(values, stats, name)
+

@@ -22,6 +22,7 @@ int32 codes for Enum, object (str) for String.
 import io
 import json
 import os
+import time
 
 import numpy as np
 
@@ -347,6 +348,7 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
     warn = warn or (lambda text: None)
     points = {}
     failed = {}
+    load_cpu = 0.0
     excl = _ExcludeCache(exclude, fail_on_unmatched)
     if records is not None:
         for pid, record in records.items():
@@ -358,7 +360,9 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
         items = sorted(filelist.items())
         results = ordered_map(_load_one, [(pid, path, tuple(exclude), fail_on_unmatched)
                                           for pid, path in items], jobs=jobs)
-        for (pid, path), res in zip(items, results):
+        load_cpu = 0.0
+        for (pid, path), (res, cpu) in zip(items, results):
+            load_cpu += cpu
             if isinstance(res, MirkitError):
                 if "didn't match any descriptor" in res.reason or "ambiguous" in res.reason:
                     raise res
@@ -368,19 +372,23 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
     for pid, reason in sorted(failed.items()):
         warn(f"{pid}: could not read point: {reason}")
     dataset, report = merge_points(points, warn)
+    report.load_cpu = load_cpu if records is None else 0.0
     for pid, reason in failed.items():
         report.dropped_points[pid] = f"could not read: {reason}"
     return dataset, report
 
 
 def _load_one(args):
+    """(typed point or MirkitError, CPU seconds spent) for one file."""
     pid, path, exclude, fail = args
+    start = time.process_time()
     try:
-        return load_typed_file(path, exclude, fail)
+        res = load_typed_file(path, exclude, fail)
     except MirkitError as exc:
-        return exc if exc.source else MirkitError(exc.reason, path)
+        res = exc if exc.source else MirkitError(exc.reason, path)
     except (OSError, RecursionError, MemoryError) as exc:  # pragma: no cover - defensive
-        return MirkitError(str(exc), path)
+        res = MirkitError(str(exc), path)
+    return res, time.process_time() - start
 
 
 def essentia_version(path_or_record):

@@ -266,6 +266,7 @@ class _Svm:
         self.real_pos = np.asarray(real_pos, dtype=np.intp)
         self.enums = enums
         self.unseen = {}
+        self.fresh = False
 
     def reset(self):
         self.unseen = {}
@@ -285,6 +286,8 @@ class _Svm:
         k = self.libsvm.nr_class
         decs = []
         for i in range(n):
+            if self.fresh:
+                self.unseen = {}
             for name, pos, size, training in self.enums:
                 values = strs[name][i]
                 for j in range(size):
@@ -321,10 +324,13 @@ class HistoryModel:
 
     kind = "gaia-history"
 
-    def __init__(self, history, name, path=None):
+    def __init__(self, history, name, path=None, fresh=False, lenient=False):
         self.history = history
         self.name = name
         self.path = path
+        self.fresh = bool(fresh)     # True: every record as with a new GaiaTransform
+        self.lenient = bool(lenient)  # True: descriptors the SVM never sees may be absent
+        self._matmult_inputs = set()
         self.source = history.source
         self.unusable = None
         self.svm = None
@@ -387,6 +393,7 @@ class HistoryModel:
         self._compile_input(fix_step)
         if self.svm is None:
             raise _Unusable("the chain has no SVM (svmtrain) step, so it is not a classifier")
+        self.svm.fresh = self.fresh
 
     def _compile_step(self, i, t, applier, layout, nxt, stage):
         src = self.source
@@ -546,6 +553,7 @@ class HistoryModel:
             with np.errstate(over="ignore", invalid="ignore"):
                 m = np.asarray(matrix[2:], dtype=np.float64).astype(np.float32)
             op = _MatMult(np.asarray(cols, dtype=np.intp), m.reshape(rows, ncols))
+            self._matmult_inputs.update(names)
         elif applier == "svmpredict":
             op = _Svm(t, layout, src)
             new = dict(spec)
@@ -592,6 +600,19 @@ class HistoryModel:
                            for n in self._real_names]
         self._str_plan = [(n, index.get(n[1:]), tuple(self._added.get(n, ("",))))
                           for n in self._str_names]
+        # descriptors whose values can reach the SVM; with ``lenient`` the others may be
+        # absent from a record and get a neutral value of the expected size instead
+        svm_names = set(self.svm.names) if self.svm is not None else set()
+        used = {n[1:] for n in svm_names | self._matmult_inputs}
+        self._used = used
+        sizes = {n[1:]: size for n, size in zip(self._fix_all, self._expected_sizes)}
+        self._placeholders = []
+        for key, _, _, dtype in self._required:
+            size = sizes.get(key, 1)
+            if dtype == REAL:
+                self._placeholders.append(0.0 if size == 1 else [0.0] * size)
+            else:
+                self._placeholders.append("" if size == 1 else [""] * size)
 
     # -- state ----------------------------------------------------------------------------
     def reset(self):
@@ -615,12 +636,16 @@ class HistoryModel:
         values = []
         missing, wrong = [], []
         append = values.append
-        for key, parent, leaf, dtype in self._required:
+        lenient = self.lenient
+        for i, (key, parent, leaf, dtype) in enumerate(self._required):
             node = nodes[parent]
             v = node.get(leaf, _MISSING) if type(node) is dict else _MISSING
             if v is _MISSING:
                 v = record.get(key, _MISSING)      # a flat record with dotted keys
                 if v is _MISSING:
+                    if lenient and key not in self._used:
+                        append(self._placeholders[i])
+                        continue
                     missing.append(key)
                     append(None)
                     continue
@@ -719,6 +744,8 @@ class HistoryModel:
         out = [None] * len(records)
         rows, strs, where = [], [], []
         for i, record in enumerate(records):
+            if self.fresh:
+                self._fix_sizes = None
             try:
                 row, s = self._extract(record)
             except MirkitError as exc:
@@ -833,8 +860,18 @@ def _describe_step(t):
     return out
 
 
-def load_model(path, **options):
-    """Load a Gaia ``.history``/``.hist`` file as a classifier model object."""
+def load_model(path, fresh=False, lenient=False, **options):
+    """Load a Gaia ``.history``/``.hist`` file as a classifier model object.
+
+    By default the object behaves like ONE ``GaiaTransform`` instance reused for every record
+    (descriptor sizes fixed by the first record, unseen enum strings numbered in order of
+    appearance). ``fresh=True`` makes every record behave as with a new instance, like
+    Essentia's extractor run once per file: then no result depends on other records.
+
+    ``lenient=True`` accepts records that lack descriptors the chain drops before the SVM
+    (Essentia requires all of them, e.g. ``metadata.tags.*``); the results are the same as
+    with any value for them. Descriptors the SVM uses are always required.
+    """
     history = read_history(path)
     name = os.path.splitext(os.path.basename(str(path)))[0]
-    return HistoryModel(history, name, str(path))
+    return HistoryModel(history, name, str(path), fresh=fresh, lenient=lenient)

@@ -36,8 +36,12 @@ Every step may also carry ``"analyzer_params"`` (stored for documentation, as Ga
 ``"info"``. In ``model_text`` the ``label`` line must hold indices into ``classes`` (Gaia's
 convention). The sizes given to ``fixlength`` are the training sizes; a matrix descriptor is
 ``2 + rows*cols`` long (``[rows, cols, values...]``). The written file is parsed back and
-compiled before it is stored, so an inconsistent description raises MirkitError and leaves
-no file behind.
+compiled before it is stored, so an inconsistent description (or a chain mirkit could not
+apply, e.g. one without ``svmtrain``) raises MirkitError and leaves no file behind.
+
+Shortcuts: :func:`chain_from_model_data` gives the description of a mirkit ``.model``
+(what ``gridsearch``/``retrain --history`` need), and :func:`chain_description` the one of an
+existing ``.history`` file (its inverse: the bytes come out identical).
 """
 
 import numpy as np

@@ -10,8 +10,11 @@ fold, everything that configurations have in common is computed once:
   computes them (poly: ``(gamma*u'v + coef0)^3``, RBF: ``exp(-gamma*(|u|^2+|v|^2-2u'v))``),
   and one libsvm precomputed-kernel problem (``-t 4``), reused for every C and balance
   setting; the linear kernel does not depend on gamma and is trained once per C/balance;
-* test predictions by libsvm's one-vs-one voting, evaluated with numpy on the test kernel
-  rows (:func:`mirkit.svm.libsvm_io.predict_votes`).
+* libsvm's one-vs-one decomposition done here, each pair trained on its own small
+  precomputed kernel matrix (better memory locality than one big matrix), test predictions
+  by libsvm's voting evaluated with numpy on the test kernel rows;
+* a balanceClasses configuration whose weights are all exactly 1 (classes of equal size in
+  the training fold) is the same problem as its unbalanced twin and is trained once.
 
 The solver sees the same kernel values, labels, C and weights as when each configuration is
 trained separately on dense vectors (up to the last bit of the kernel arithmetic), so the
@@ -83,6 +86,9 @@ def evaluate_fold(task):
     sq_tr = np.diag(G).copy()  # libsvm's x_square = dot(x, x): K(x, x) = exp(0) = 1 exactly
     sq_te = np.einsum("ij,ij->i", Xte, Xte)
     weights = libsvm_io.class_weights(ytr, task["n_classes"])
+    # classes of equal size in the training fold: every weight is exactly 1, so a
+    # balanceClasses configuration is the very same problem as its unbalanced twin
+    unit_weights = all(w == 1.0 for w in weights.values())
 
     # group configurations by kernel matrix
     by_kernel = {}
@@ -128,7 +134,7 @@ def evaluate_fold(task):
         for i in idxs:
             cfg = configs[i]
             c = 2.0 ** float(cfg["C"])
-            balance = bool(cfg.get("balanceClasses", False))
+            balance = bool(cfg.get("balanceClasses", False)) and not unit_weights
             if (c, balance) in done:  # same problem, same parameters: same model
                 out[i] = done[(c, balance)]
                 continue

@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
@@ -102,6 +103,8 @@ def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reu
     log.info(f"base dataset: {len(ds)} points, {ds.layout_summary()}; removed "
              f"{len(report.variable_length)} variable-length and {len(report.cleaned)} "
              f"constant/NaN/Inf descriptors")
+    if jobs != 1:
+        log.info(f"loading: {getattr(report, 'load_cpu', 0.0):.1f} s CPU in the workers")
     os.makedirs(project.datasets_dir, exist_ok=True)
     ds.save(path)
     return ds
@@ -156,6 +159,7 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
             if os.path.isdir(d):
                 shutil.rmtree(d)
     os.makedirs(results_dir, exist_ok=True)
+    _remove_stale_temporaries(results_dir, project.datasets_dir)
 
     base = base_dataset(project, gt, filelist, records, jobs, log, reuse=not force)
     gt = restrict_groundtruth(gt, base, log)
@@ -238,7 +242,9 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
         progress = log.progress("grid", len(tasks)) if log.progress else None
         collected = {}
         remaining = {key: int(evaluations[key[0]].get("nfold", 10)) for key in groups}
-        for (key, f, test), result in zip(meta, ordered_map(evaluate_fold, tasks, jobs)):
+        worker_cpu = 0.0
+        for (key, f, test), (result, cpu) in zip(meta, ordered_map(_timed_evaluate, tasks, jobs)):
+            worker_cpu += cpu
             collected.setdefault(key, {})[f] = (test, result)
             if progress:
                 progress.update()
@@ -248,8 +254,28 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                     folds_cache[key[0]]), summaries)
         if progress:
             progress.close()
+        if jobs != 1:
+            log.info(f"grid: {len(tasks)} fold task(s), {worker_cpu:.1f} s CPU in the workers")
 
     return finish(project, project_dir, gt, base, entries, summaries, log, train_best)
+
+
+def _remove_stale_temporaries(*directories):
+    """Temporary files (``.~name.XXXX``) left by a run that was killed mid-write."""
+    for d in directories:
+        if not os.path.isdir(d):
+            continue
+        for name in os.listdir(d):
+            if name.startswith(".~"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(d, name))
+
+
+def _timed_evaluate(task):
+    """evaluate_fold plus the CPU time it took (the workers' time is not visible otherwise)."""
+    start = time.process_time()
+    result = evaluate_fold(task)
+    return result, time.process_time() - start
 
 
 def fold_of_for(folds_entry):

@@ -20,6 +20,7 @@ descriptors are ignored. Loading a file whose ``format``/``version`` is unknown 
 """
 
 import json
+import math
 import os
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..atomic import write_text
 from ..errors import MirkitError, MissingDescriptorsError
 from ..gaia.dataset import ENUM, REAL, STRING, Dataset, type_leaf
 from ..gaia.preprocess import Chain, decode_array
-from ..records import flatten, get_path, record_id
+from ..records import get_path, record_id
 from . import libsvm_io
 
 FORMAT = "mirkit-model"
@@ -104,6 +105,8 @@ class SvmModel:
             elif len(tvalue) != size:
                 problems.append(f"descriptor {name} has {len(tvalue)} value(s), the model "
                                 f"expects {size}")
+            elif kind == REAL and not all(math.isfinite(v) for v in tvalue):
+                problems.append(f"descriptor {name} holds NaN or Inf")
             else:
                 typed[name] = tvalue
         if missing:
@@ -206,7 +209,3 @@ class SvmModel:
 def load_model(path, **options):
     """Load a ``.model`` file (modelio's loader for the suffix)."""
     return SvmModel(read_model_data(path), path, options.get("name"))
-
-
-def flatten_names(record):  # pragma: no cover - convenience for debugging
-    return sorted(flatten(record))

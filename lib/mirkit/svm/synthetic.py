@@ -37,8 +37,8 @@ class _Gen:
     def values(self, name, label, size):
         eff = self.effects.get(name)
         if eff is None:
-            informative = self.rng.random() < 0.3
-            scale = self.separation if informative else 0.0
+            # every descriptor weakly informative, a few strongly (as real audio features)
+            scale = self.separation * (self.rng.random() ** 2) * 2
             eff = self.effects[name] = (self.rng.normal(0, 1, (self.n_classes, size)) * scale,
                                         self.rng.uniform(0.5, 3.0, size))
         shift, spread = eff

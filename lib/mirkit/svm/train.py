@@ -36,6 +36,61 @@ def prune_chain(chain_data, required):
     return out
 
 
+KERNEL_NAMES = {0: "linear", 1: "polynomial", 2: "rbf", 3: "sigmoid"}
+
+
+def train_probability_model(X, y, kcode, C, gamma, degree=3, weights=None):
+    """Train C-SVC with probabilities (``-b 1``) on the dense float64 features ``X``.
+
+    Linear and polynomial kernels: the kernel matrix is computed once with numpy exactly as
+    libsvm computes it (see :mod:`mirkit.svm.engine`) and libsvm trains on it as a
+    precomputed kernel (its internal 5-fold probability fit reuses it: several times faster
+    than dense training); the saved model is then rewritten into the ordinary dense form --
+    the kernel header and, for every support vector, its feature vector written as libsvm
+    writes it (``index:%.8g``) -- giving the very text dense training gives. RBF and sigmoid
+    are trained dense: libsvm evaluates them with different formulas in training and in
+    prediction (and numpy's exp/tanh differ from libm's in the last bit), so no single
+    precomputed matrix reproduces them bit for bit. Returns (text, model)."""
+    from .engine import gram, kernel_from_gram
+    if kcode not in (0, 1):
+        param = libsvm_io.make_parameter(kcode, C, gamma, degree, weights=weights,
+                                         probability=True)
+        model = libsvm_io.train(libsvm_io.dense_problem(X, y.astype(np.float64)), param)
+        return libsvm_io.model_to_text(model), model
+    G = gram(X)
+    sq = np.diag(G).copy()
+    K = kernel_from_gram({0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[kcode], gamma, G, sq,
+                         sq, degree)
+    param = libsvm_io.make_parameter(4, C, gamma, degree, weights=weights, probability=True)
+    model = libsvm_io.train(libsvm_io.kernel_problem(K, y.astype(np.float64)), param)
+    pre = libsvm_io.model_to_text(model)
+    head, body = pre.split("\nSV\n", 1)
+    lines = head.split("\n")
+    out = []
+    for line in lines:
+        if line.startswith("kernel_type"):
+            out.append(f"kernel_type {KERNEL_NAMES[kcode]}")
+            if kcode == 1:
+                out.append(f"degree {int(degree)}")
+            if kcode in (1, 2, 3):
+                out.append(f"gamma {format(float(gamma), '.17g')}")
+            if kcode in (1, 3):
+                out.append(f"coef0 {format(0.0, '.17g')}")
+        else:
+            out.append(line)
+    sv_lines = []
+    d = X.shape[1]
+    idx = [f"{i}:" for i in range(1, d + 1)]
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        coefs, serial = line.rsplit(" 0:", 1)
+        row = X[int(serial) - 1]
+        sv_lines.append(coefs + " " + "".join(f"{i}{format(v, '.8g')} " for i, v in zip(idx, row)))
+    text = "\n".join(out) + "\nSV\n" + "\n".join(sv_lines) + "\n"
+    return text, libsvm_io.model_from_text(text)
+
+
 def train_final(pds, labels, config, chain_data, raw_layout, class_name, preprocessing_name=None,
                 merge_info=None, param=None):
     """Train on every point of the preprocessed dataset ``pds``.
@@ -63,10 +118,7 @@ def train_final(pds, labels, config, chain_data, raw_layout, class_name, preproc
     C = 2.0 ** float(config["C"])
     degree = int(config.get("degree", 3))
     weights = libsvm_io.class_weights(y, len(classes)) if config.get("balanceClasses") else None
-    param_obj = libsvm_io.make_parameter(kcode, C, gamma, degree, weights=weights, probability=True)
-    problem = libsvm_io.dense_problem(X, y.astype(np.float64))
-    model = libsvm_io.train(problem, param_obj)
-    text = libsvm_io.model_to_text(model)
+    text, model = train_probability_model(X, y, kcode, C, gamma, degree, weights)
     label_order = [int(v) for v in np.ctypeslib.as_array(model.label, (model.nr_class,))]
 
     kept = scaling.kept_names

@@ -295,7 +295,7 @@ def _demo_audio(rng, kind, seconds=6.0, sr=16000):
     return sig.astype(np.float32)
 
 
-def build_head(weights, bias, classes, embedding_model, name="model"):
+def build_head(weights, bias, name="model"):
     """A TensorflowPredict2D head graph: model/Placeholder [-1,D] -> model/Softmax."""
     from .graph import tf  # noqa: PLC0415
 
@@ -349,7 +349,7 @@ def make_demo_head(out_dir, musicnn_pb, n_per_class=12, seed=1):
     y = np.asarray(ys)
     w, b = train_logistic(x, y, len(classes))
     accuracy = float(((x @ w + b).argmax(axis=1) == y).mean())
-    graph = build_head(w, b, classes, "msd-musicnn-1")
+    graph = build_head(w, b)
     stem = "demo_tonal_noisy-msd-musicnn-1"
     pb = os.path.join(out_dir, stem + ".pb")
     write_bytes(pb, graph.as_graph_def().SerializeToString())
@@ -382,7 +382,7 @@ def make_demo_head(out_dir, musicnn_pb, n_per_class=12, seed=1):
         "inference": {"sample_rate": 16000, "algorithm": "TensorflowPredict2D",
                       "embedding_model": {"algorithm": "TensorflowPredictMusiCNN",
                                           "model_name": "msd-musicnn-1",
-                                          "link": MODELS and "https://essentia.upf.edu/models/"
+                                          "link": "https://essentia.upf.edu/models/"
                                                   "feature-extractors/musicnn/msd-musicnn-1.pb"}},
     }
     write_text(os.path.join(out_dir, stem + ".json"), json.dumps(meta, indent=2) + "\n")

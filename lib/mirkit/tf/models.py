@@ -170,6 +170,8 @@ class ModelInfo:
         else:
             self.predictions = def_out
         self.embeddings = embeddings_output or by_purpose.get("embeddings")
+        if not outputs and not self.predictions and not self.embeddings:
+            self.embeddings = def_emb          # embedding-only models (OpenL3) without .json
         self.default_embeddings = def_emb
         self.declared_outputs = [o.get("name") for o in outputs]
 
