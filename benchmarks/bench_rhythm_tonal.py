@@ -28,7 +28,6 @@
 import argparse
 import glob
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -229,7 +228,7 @@ def compare(ess, mine):
         r["beats_close"], r["beats_total"] = int((d <= 0.020).sum()), len(be)
     else:
         r["beats_close"], r["beats_total"] = int(len(be) == len(bm)) * 0, len(be)
-    ok = total = 0
+    ok = ok4 = total = 0
     bad = []
     for name, ev in e.items():
         if name == "rhythm.beats_position" or isinstance(ev, str):
@@ -243,10 +242,12 @@ def compare(ess, mine):
         tol = np.maximum(1e-3 * np.abs(ev), 1e-5)
         good = np.abs(mv - ev) <= tol
         ok += int(good.sum())
+        ok4 += int((np.abs(mv - ev) <= np.maximum(1e-4 * np.abs(ev), 1e-6)).sum())
         total += len(ev)
         if not good.all():
             bad.append((name, float(np.max(np.abs(mv - ev)))))
     r["values_ok"], r["values_total"], r["bad"] = ok, total, bad
+    r["values_ok4"] = ok4
     return r
 
 
@@ -285,6 +286,8 @@ def fidelity(args, tmp):
     print(f"  bpm within 1%:                     {bpm}/{n} = {100 * bpm / n:.1f}%   (target >= 98%)")
     print(f"  beats within 20 ms:                {bc}/{bt} = {100 * bc / max(bt, 1):.2f}%  (target >= 95%)")
     print(f"  numeric values within tolerance:   {vo}/{vt} = {100 * vo / max(vt, 1):.2f}%  (target >= 99%)")
+    v4 = sum(r["values_ok4"] for r in rows)
+    print(f"  (within 1e-4 relative, 1e-6 abs:   {v4}/{vt} = {100 * v4 / max(vt, 1):.2f}%)")
 
 
 def midi_accuracy(args, tmp):

@@ -68,3 +68,15 @@ def test_retrain_usage_errors(project, run_tool):
     proc = run_tool("retrain", "-p", project / "project.yaml", "--preprocessing", "nope",
                     "--kernel", "RBF", "--C", "1", "--gamma", "1", "-o", project / "z.model")
     assert proc.returncode == 2 and b"'nope' is not defined" in proc.stderr
+
+
+def test_retrain_uses_the_labels_stored_with_the_dataset(project, run_tool, tmp_path):
+    # a project given to gridsearch with the groundtruth on the command line has no
+    # 'groundtruth' key: retrain takes the labels saved with the dataset
+    text = "".join(line for line in (project / "project.yaml").read_text().splitlines(True)
+                   if not line.startswith(("groundtruth:", "filelist:")))
+    (tmp_path / "p.yaml").write_text(text)
+    proc = run_tool("retrain", tmp_path / "p.yaml", project / "synthetic.model.param",
+                    "-o", tmp_path / "m.model")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp_path / "m.model").read_bytes() == (project / "synthetic.model").read_bytes()

@@ -139,3 +139,26 @@ def test_final_model_text_equals_dense_training(kcode, gamma):
                             libsvm_io.make_parameter(kcode, 4.0, gamma, 3, weights=w,
                                                      probability=True))
     assert text == libsvm_io.model_to_text(dense)
+
+
+def test_polynomial_configurations_sharing_c_gamma3_equal_direct_training():
+    """Polynomial configurations with equal C * gamma**3 share one solve (libsvm's SMO is
+    exactly scale-equivariant for power-of-two scalings); each must still equal its own
+    per-configuration training, also with unbalanced class weights and with duplicate
+    points (whose second-order terms K_ii + K_jj - 2 K_ij are at rounding level)."""
+    ds, labels, y = dataset(n=80, seed=9)
+    cfgs = [dict(kernel="poly", C=c, gamma=g, balanceClasses=b, type="C-SVC")
+            for c, g in [(3, -1), (0, 0), (-3, 1), (6, -2), (9, -3), (1, 1), (7, -1)]
+            for b in (False, True)]
+    for dup in (False, True):
+        if dup:
+            for name in ds.data:
+                ds.data[name][1] = ds.data[name][0]  # rows 0 and 1 identical
+            y[1] = y[0]
+        block = FeatureBlock.from_dataset(ds)
+        train, test = fold_rows(labels, ds.ids, f=1)
+        res = evaluate_fold({"block": block, "y": y, "n_classes": 3, "train": train,
+                             "test": test, "fold": 1, "configs": cfgs})
+        for i, cfg in enumerate(cfgs):
+            assert np.array_equal(res[i], evaluate_config_direct(block, y, 3, train, test, cfg)), \
+                (dup, cfg)

@@ -50,7 +50,7 @@ def musicnn_variables(seed=0, classes=5):
         name = "batch_normalization" + (f"_{i}" if i else "")
         v[name + "/moving_mean"] = rng.standard_normal(n) * 0.1
         v[name + "/moving_variance"] = rng.uniform(0.5, 2, n)
-        v[name + "/gamma"] = rng.uniform(0.5, 1.5, n)
+        v[name + "/gamma"] = rng.uniform(0.5, 1.5, n) * rng.choice([-1, 1], n)  # as trained
         v[name + "/beta"] = rng.standard_normal(n) * 0.1
     v["dense/kernel"] = rng.standard_normal((1506, 200)) / np.sqrt(1506)
     v["dense/bias"] = rng.standard_normal(200) * 0.1
@@ -579,3 +579,15 @@ def test_openl3_like_model(tmp_path, zoo):
     assert emb.shape == (fe.frame_count(len(x48), 4800), 128) == ref.shape
     np.testing.assert_allclose(emb, ref, atol=1e-4)
     assert out["highlevel"] == {}
+
+
+def test_musicnn_fast_graph_equals_original_layer_order(tmp_path):
+    # the converter pools before ReLU/BN (with negated kernels where the BN scale is < 0)
+    vars_ = musicnn_variables(seed=4)
+    fast = save_graph(convert_musicnn.build_graph(vars_, 5), tmp_path / "fast.pb")
+    slow = save_graph(convert_musicnn.build_graph(vars_, 5, fast=False), tmp_path / "slow.pb")
+    x = np.random.default_rng(4).uniform(0, 4, (3, 187, 96)).astype(np.float32)
+    outs = ["model/Sigmoid", "model/dense/BiasAdd"]
+    a = Graph(fast, "model/Placeholder", outs).run(x)
+    b = Graph(slow, "model/Placeholder", outs).run(x)
+    assert np.abs(a[0] - b[0]).max() < 1e-6 and np.abs(a[1] - b[1]).max() < 1e-4

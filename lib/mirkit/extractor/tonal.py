@@ -183,9 +183,12 @@ def _harm(profile, pc, c, num_harmonics, slope):
         if frac < 1e-9:
             profile[int(round(idx)) % 12] += w
         else:
-            lo = int(np.floor(idx))
-            profile[lo % 12] += w * np.cos(np.pi / 2 * frac) ** 2
-            profile[(lo + 1) % 12] += w * np.cos(np.pi / 2 * (1 - frac)) ** 2
+            lo = int(np.floor(idx)) % 12
+            # the upper neighbour of pitch class 11 does not wrap to 0 but stays on 11
+            # (matches Essentia's Key numerically: the third harmonic of a major third)
+            hi = lo + 1 if lo < 11 else 11
+            profile[lo] += w * np.cos(np.pi / 2 * frac) ** 2
+            profile[hi] += w * np.cos(np.pi / 2 * (1 - frac)) ** 2
 
 
 def _triad(profile, root, third, c, num_harmonics, slope):
@@ -376,9 +379,8 @@ def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
     """The raw (frame-wise) ``tonal`` pool of signal S0 (see the module docstring)."""
     o = _tonal_options(options)
     x = np.asarray(signal, np.float32).ravel()
-    if float(sample_rate) != SAMPLE_RATE:
-        # Essentia's tonal algorithms keep their 44100 Hz default (extractor.md §3.8).
-        pass
+    # sample_rate is not used: like Essentia's, the tonal algorithms assume 44100 Hz
+    # (extractor.md §3.8); the pipeline always analyses at 44100 Hz.
     F, H, Z = o["frameSize"], o["hopSize"], o["zeroPadding"]
     tuning = TuningAccumulator()
     peaks = []

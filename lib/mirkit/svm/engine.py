@@ -120,6 +120,8 @@ def evaluate_fold(task):
             yy = np.concatenate([np.ones(len(ra)), -np.ones(len(rb))])
             pairs.append((ia, ib, idx, yy))
 
+    canonical = {}  # degree -> shared gamma-1 polynomial problems (see _poly_scale)
+
     for (code, gamma, degree), idxs in by_kernel.items():
         kname = {0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[code]
         Ktr = kernel_from_gram(kname, gamma, G, sq_tr, sq_tr, degree)
@@ -128,12 +130,23 @@ def evaluate_fold(task):
             for i in idxs:
                 out[i] = f"fold {fold}: kernel values overflow (kernel {kname}, gamma {gamma})"
             continue
-        problems = [(ia, ib, libsvm_io.kernel_problem(np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy),
-                     Kte[:, idx]) for ia, ib, idx, yy in pairs]
-        done = {}
+        scale = None
+        if code == 1:
+            if degree not in canonical:
+                canonical[degree] = _canonical_poly(G, Gte, degree, pairs)
+            scale = 1.0 if gamma == 1.0 else _poly_scale(canonical[degree], gamma, degree,
+                                                         Ktr, Kte)
+        if scale is not None:
+            problems, done = canonical[degree]["problems"], canonical[degree]["done"]
+        else:
+            problems = [(ia, ib, libsvm_io.kernel_problem(
+                np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy), Kte[:, idx])
+                for ia, ib, idx, yy in pairs]
+            done = {}
+            scale = 1.0
         for i in idxs:
             cfg = configs[i]
-            c = 2.0 ** float(cfg["C"])
+            c = 2.0 ** float(cfg["C"]) * scale
             balance = bool(cfg.get("balanceClasses", False)) and not unit_weights
             if (c, balance) in done:  # same problem, same parameters: same model
                 out[i] = done[(c, balance)]
@@ -146,6 +159,54 @@ def evaluate_fold(task):
             done[(c, balance)] = pred
             out[i] = pred
     return out
+
+
+def _canonical_poly(G, Gte, degree, pairs):
+    """The gamma = 1 polynomial kernel of a fold, its pair problems, and whether libsvm's
+    solver is exactly scale-equivariant on them (every second-order coefficient
+    K_ii + K_jj - 2 K_ij of distinct points positive: libsvm replaces a non-positive one by
+    a constant, which would break the equivalence)."""
+    K1 = kernel_from_gram("poly", 1.0, G, None, None, degree)
+    K1te = kernel_from_gram("poly", 1.0, Gte, None, None, degree)
+    ok = bool(np.isfinite(K1).all() and np.isfinite(K1te).all())
+    problems = []
+    for ia, ib, idx, yy in pairs:
+        kp = np.ascontiguousarray(K1[np.ix_(idx, idx)])
+        if ok:
+            d = np.diag(kp)
+            quad = (d[:, None] + d[None, :]) - 2.0 * kp.astype(np.float32).astype(np.float64)
+            np.fill_diagonal(quad, np.inf)
+            ok = bool((quad > 0).all())
+        problems.append((ia, ib, libsvm_io.kernel_problem(kp, yy), K1te[:, idx]))
+    return {"K": K1, "Kte": K1te, "ok": ok, "problems": problems, "done": {}}
+
+
+def _poly_scale(canon, gamma, degree, Ktr, Kte):
+    """``s = gamma**degree`` when the polynomial kernel with this gamma is exactly ``s`` times
+    the gamma-1 kernel, in double and in libsvm's float32 cache (gamma a power of two, no
+    overflow, underflow or subnormal). Then libsvm's SMO on (s*K, C) performs exactly the
+    steps of (K, s*C) scaled by 1/s -- every operation is a multiplication by a power of two,
+    exact in IEEE arithmetic -- so both give the same decision values bit for bit, and
+    configurations with equal C * gamma**degree share one solve. None when not exact."""
+    if not canon["ok"]:
+        return None
+    mantissa, _ = np.frexp(gamma)
+    if mantissa != 0.5:  # not a power of two
+        return None
+    s = float(gamma) ** degree
+    s32 = np.float32(s)
+    if not np.isfinite(s32) or s32 == 0 or float(s32) != s:
+        return None
+    if not (np.array_equal(Ktr, s * canon["K"]) and np.array_equal(Kte, s * canon["Kte"])):
+        return None
+    with np.errstate(over="ignore", under="ignore"):
+        f32 = Ktr.astype(np.float32)
+        ref = canon["K"].astype(np.float32) * s32
+    tiny = np.finfo(np.float32).tiny
+    if not np.array_equal(f32, ref) or np.any((f32 != 0) & (np.abs(f32) < tiny)) or \
+            np.any((ref != 0) & (np.abs(ref) < tiny)):
+        return None
+    return s
 
 
 def _train_pairs(problems, order, c, weights, n_test):

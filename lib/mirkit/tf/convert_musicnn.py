@@ -98,8 +98,17 @@ def read_metrics(ckpt_dir):
     return metrics
 
 
-def build_graph(variables, num_classes):
-    """The MusiCNN inference graph (tf.compat.v1) with ``variables`` {name: ndarray} as constants."""
+def _bn_scale(variables, layer):
+    var = variables[f"{layer}/moving_variance"].astype(np.float64)
+    return variables[f"{layer}/gamma"].astype(np.float64) / np.sqrt(var + BN_EPSILON)
+
+
+def build_graph(variables, num_classes, fast=True):
+    """The MusiCNN inference graph (tf.compat.v1) with ``variables`` {name: ndarray} as constants.
+
+    ``fast=False`` keeps the layer order of the original network in the front end; the
+    default pools before the ReLU and batch norm (same values, see below).
+    """
     from .graph import tf  # noqa: PLC0415
 
     t = tf()
@@ -145,9 +154,28 @@ def build_graph(variables, num_classes):
                 ("conv2d_2", "batch_normalization_3", normalized, "SAME"),
                 ("conv2d_3", "batch_normalization_4", normalized, "SAME"),
                 ("conv2d_4", "batch_normalization_5", normalized, "SAME")):
-            y = bn(conv(inp, conv_name, padding), bn_name)
+            if not fast:
+                y = bn(conv(inp, conv_name, padding), bn_name)
+                with t.name_scope(f"model/{conv_name}_pool/"):
+                    blocks.append(t.reduce_max(y, axis=2, name="Max"))
+                continue
+            # Same values, less work: max over frequency of BN(ReLU(z)) with BN = s*y + o is
+            # s*ReLU(max z) + o where s > 0, and s*ReLU(-max(-z)) + o where s < 0. Negating
+            # the kernel and bias of the s < 0 channels (exact in floating point) turns both
+            # into one max of the conv output, so ReLU and BN run on the pooled [B, T, C]
+            # tensor instead of [B, T, F, C] (about 20% less inference time).
+            scale = _bn_scale(variables, bn_name)
+            sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
+            kernel = variables[f"{conv_name}/kernel"].astype(np.float32) * sign
+            bias = variables[f"{conv_name}/bias"].astype(np.float32) * sign
+            with t.name_scope(f"model/{conv_name}/"):
+                z = t.nn.bias_add(t.nn.conv2d(inp, kernel, strides=[1, 1, 1, 1],
+                                              padding=padding, name="Conv2D"),
+                                  bias, name="BiasAdd")
             with t.name_scope(f"model/{conv_name}_pool/"):
-                blocks.append(t.reduce_max(y, axis=2, name="Max"))
+                pooled = t.reduce_max(z, axis=2, name="Max")
+                pooled = t.nn.relu(t.multiply(pooled, sign, name="sign"), name="Relu")
+            blocks.append(bn(pooled, bn_name))
         with t.name_scope("model/"):
             front = t.concat(blocks, 2, name="concat")                 # [B, T, 561]
             front4 = t.expand_dims(front, 3, name="ExpandDims_1")      # [B, T, 561, 1]
