@@ -14,7 +14,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(VENV)/bin/pip
 TOOLS   := extract json2sig mkgroundtruth gridsearch retrain classify
 MANPAGES := $(wildcard man/man1/*.1) man/man7/mirkit.7
-export PATH := $(CURDIR)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/bin:$(abspath $(VENV))/bin:$(PATH)
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: all venv test demo install uninstall man models bench clean
@@ -33,6 +33,21 @@ test: venv
 	$(PY) -m pytest
 
 -include mk/*.mk
+
+# The product's main job, on the example audio in examples/audio (see its README for the
+# licences): describe every track, tag it with the MusiCNN auto-tagger, classify the tags
+# with a transfer head, and print a summary.
+DEMO_AUDIO := $(wildcard examples/audio/*.wav examples/audio/*.flac examples/audio/*.ogg)
+DEMO_DIR   := examples/work
+
+demo: venv models
+	@mkdir -p $(DEMO_DIR)
+	@echo "== extract: Essentia music-2.0 descriptors + msd-musicnn-1 tags, $(words $(DEMO_AUDIO)) tracks"
+	extract -q --model msd-musicnn-1 $(DEMO_AUDIO) > $(DEMO_DIR)/demo.rec
+	@echo "== classify: a transfer head on the MusiCNN embeddings"
+	classify -m $(MODELS_DIR)/demo_tonal_noisy-msd-musicnn-1.pb $(DEMO_DIR)/demo.rec > $(DEMO_DIR)/demo-classified.rec
+	@$(PY) examples/summarize.py < $(DEMO_DIR)/demo-classified.rec
+	@echo "== records: $(DEMO_DIR)/demo-classified.rec (msgpack; 'classify -f json < FILE' to read)"
 
 # A private environment under PREFIX/lib/mirkit (as pipx does), the executables linked
 # into PREFIX/bin: the install does not depend on this checkout or on the system Python.

@@ -1,7 +1,6 @@
 """classify: apply classifier models to descriptor records."""
 
 import json
-import sys
 
 from ..cli import Tool
 from ..errors import MirkitError
@@ -118,6 +117,4 @@ class ClassifyTool(Tool):
 
 
 def main(argv=None):
-    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
-        return
     ClassifyTool.main(argv)

@@ -165,8 +165,4 @@ class GridSearchTool(Tool):
 
 
 def main(argv=None):
-    # bin/gridsearch calls main() unguarded; worker processes (forkserver/spawn) re-run the
-    # script as __mp_main__ and must not start the tool again
-    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
-        return
     GridSearchTool.main(argv)

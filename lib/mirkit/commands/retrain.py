@@ -2,7 +2,6 @@
 retrain_model.py)."""
 
 import os
-import sys
 
 from ..cli import Tool
 from ..errors import MirkitError
@@ -121,6 +120,4 @@ def _num(value):
 
 
 def main(argv=None):
-    if sys._getframe(1).f_globals.get("__name__") == "__mp_main__":
-        return
     RetrainTool.main(argv)

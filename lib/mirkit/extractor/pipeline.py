@@ -35,6 +35,7 @@ result is merged into the record.
 
 import importlib
 import os
+import time
 
 import numpy as np
 
@@ -107,17 +108,36 @@ def _replay_gain_pass(store, keep_eq):
     return (gain if gain <= 40.0 else None), eq_store
 
 
-def extract_file(path, options=None, source=None):
+class _Clock:
+    """Process CPU time per pipeline stage, accumulated into ``timings`` (if given)."""
+
+    def __init__(self, timings):
+        self.timings = timings
+        self.t = time.process_time()
+
+    def lap(self, stage):
+        if self.timings is None:
+            return
+        now = time.process_time()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self.t)
+        self.t = now
+
+
+def extract_file(path, options=None, source=None, timings=None):
     """Describe one audio file; returns the statistics record (a nested dict).
 
     With ``options["outputFrames"]`` true, returns ``(record, frames_record)``.
     ``source`` is the name used in messages and ``metadata.id`` (default: the path).
+    ``timings``: an optional dict that receives the process CPU time (s) of each stage
+    (``decode``, ``replay_gain``, ``lowlevel.frames``, ``lowlevel.loudness``, ``stats``,
+    ``rhythm``, ``tonal``, ...), for the benchmarks.
     Raises MirkitError (naming the file) for every expected failure.
 
     Memory stays bounded for long files: the file is decoded in blocks and the mono
     signal kept in a :class:`~mirkit.extractor.stream.SignalStore`; only the rhythm/tonal
     modules (and models) receive the whole signal as one array.
     """
+    clock = _Clock(timings)
     opts = profile.default_options()
     if options:
         opts.update(options)
@@ -128,6 +148,7 @@ def extract_file(path, options=None, source=None):
     info = audio_mod.open_info(path, shown)
     props = audio_mod.probe(path, info)
     file_tags = tags_mod.read_tags(path, info["format"])
+    clock.lap("metadata")
     if opts.get("requireMbid") and "musicbrainz_trackid" not in file_tags:
         raise MirkitError("no musicbrainz_trackid tag (requireMbid is set)", shown)
 
@@ -148,12 +169,14 @@ def extract_file(path, options=None, source=None):
         tf_result = run_models(data[a0:max(a0, a1)], float(sr_in), list(models),
                                embeddings=bool(opts.get("embeddings")))
         del data
+        clock.lap("models")
 
     want_ll = "lowlevel" in descriptors
     mode = opts.get("downmix", "mix")
     store, ebu, decoded, channels, peak = _decode_pass(path, shown, opts, mode, want_ll, info)
     if decoded == 0:
         raise MirkitError("no audio samples in the file (zero-length audio)", shown)
+    clock.lap("decode+ebu128")
     props["length"] = decoded / float(info["samplerate"])
     n = len(store)
     if n == 0:
@@ -190,6 +213,7 @@ def extract_file(path, options=None, source=None):
         rg, eq_store = _replay_gain_pass(store, want_ll)
     if rg is None:
         raise MirkitError("file looks like a completely silent file (replay gain undefined)", shown)
+    clock.lap("replay_gain")
     ap["replay_gain"] = float(rg)
     factor = signal.db2amp(rg + 6.0)
     s0 = stream.ScaledStore(store, factor)
@@ -206,6 +230,7 @@ def extract_file(path, options=None, source=None):
         for name, value in ll.items():
             if len(value):
                 pool["lowlevel." + name] = value
+        clock.lap("lowlevel.frames")
         levels = loudness.loudness_frames(s0, opts["average_loudness.frameSize"],
                                           opts["average_loudness.hopSize"])
         avg = loudness.average_loudness(levels)
@@ -213,6 +238,7 @@ def extract_file(path, options=None, source=None):
             raise MirkitError("file is too short for loudness estimation", shown)
         singles["lowlevel.average_loudness"] = avg
         singles["lowlevel.dynamic_complexity"] = loudness.dynamic_complexity(s0, sr)
+        clock.lap("lowlevel.loudness")
     if eq_store is not None:
         eq_store.close()
 
@@ -229,6 +255,7 @@ def extract_file(path, options=None, source=None):
 
     if not want_frames:
         pool.clear()
+    clock.lap("lowlevel.stats")
     frames_record = None
     if want_frames:
         frames_record = {"metadata": {k: v for k, v in md.items()}}
@@ -251,6 +278,7 @@ def extract_file(path, options=None, source=None):
             record[ns] = result
         if frames_record is not None and sub_frames:
             frames_record[ns] = sub_frames
+        clock.lap(ns)
 
     for key, value in (opts.get("mergeValues") or {}).items():
         set_path(record, key, str(value))

@@ -243,8 +243,10 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
         collected = {}
         remaining = {key: int(evaluations[key[0]].get("nfold", 10)) for key in groups}
         worker_cpu = 0.0
+        prep_cpu = {}
         for (key, f, test), (result, cpu) in zip(meta, ordered_map(_timed_evaluate, tasks, jobs)):
             worker_cpu += cpu
+            prep_cpu[key[1]] = prep_cpu.get(key[1], 0.0) + cpu
             collected.setdefault(key, {})[f] = (test, result)
             if progress:
                 progress.update()
@@ -254,6 +256,8 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                     folds_cache[key[0]]), summaries)
         if progress:
             progress.close()
+        log.info("grid CPU per preprocessing: " + ", ".join(f"{k} {v:.1f} s"
+                                                            for k, v in prep_cpu.items()))
         if jobs != 1:
             log.info(f"grid: {len(tasks)} fold task(s), {worker_cpu:.1f} s CPU in the workers")
 
