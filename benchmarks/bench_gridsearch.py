@@ -96,6 +96,8 @@ def run_mirkit(workdir, gt, fl, subset, jobs, preps=None):
     cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
     grid = 0.0
     for line in proc.stderr.splitlines():
+        if "grid CPU per preprocessing" in line:
+            print("  " + line.split(": ", 1)[1])
         if "s CPU in the workers" in line:
             value = float(line.split(" s CPU in the workers")[0].split()[-1])
             cpu += value

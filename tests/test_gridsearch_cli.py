@@ -211,3 +211,46 @@ def test_killed_run_resumes_to_the_same_report(data, run, tmp_path):
     def norm(rows):
         return [[os.path.basename(c) if "/" in c else c for c in r] for r in rows]
     assert norm(read_report(tmp_path / "report.tsv")) == norm(read_report(data / "report.tsv"))
+
+
+def test_real_gaia_sig_files(gaia_fixtures, run_tool_module, tmp_path):
+    """Gaia's 2.1-beta5 unit-test .sig files (5 ids per file, two classes) through the
+    default template's basic and gaussianized preprocessings, then classify the originals;
+    and the template choice for the 2.1-beta2 files (Gaia's filelists name paths relative to
+    its test directory: rewritten here)."""
+    base = gaia_fixtures / "projects"
+    labels, files = {}, {}
+    for n in range(10):
+        src = "00" if n < 5 else "01"
+        labels[f"t{n}"] = "a" if n < 5 else "b"
+        files[f"t{n}"] = str(base / "21beta5_data" / f"{src}.sig")
+    (tmp_path / "gt.yaml").write_text(yamlio.dump({"className": "kaiser", "groundTruth": labels,
+                                                   "type": "singleClass", "version": 1.0}))
+    (tmp_path / "fl.yaml").write_text(yamlio.dump(files))
+    from mirkit.gaia.project import template_text
+    text = template_text("2.1-beta5", "kaiser", "datasets", "results", None, None)
+    head, tail = text.split("classifiers:\n")
+    grid = ("classifiers:\n    svm:\n        - {preprocessing: [basic, gaussianized], "
+            "type: [C-SVC], kernel: [RBF], C: [1], gamma: [-3], balanceClasses: [False]}\n")
+    (tmp_path / "p.yaml").write_text(head + grid + tail[tail.index("\nevaluations:"):])
+    proc = run_tool_module("gridsearch", "-p", tmp_path / "p.yaml", tmp_path / "gt.yaml",
+                           tmp_path / "fl.yaml")
+    assert proc.returncode == 0, proc.stderr.decode()
+    rows = read_report(tmp_path / "report.tsv")[1:]
+    assert [r[16] for r in rows] == ["ok", "ok"] and float(rows[0][1]) == 100.0
+    proc = run_tool_module("classify", "-m", tmp_path / "kaiser.model", "-f", "json",
+                           "--only-highlevel", base / "21beta5_data" / "00.sig",
+                           base / "21beta5_data" / "01.sig")
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [o["highlevel"]["kaiser"]["value"] for o in out] == ["a", "b"]
+    # template choice: the 2.1-beta2 files get the 2.1-beta2 template
+    fl = yamlio.load(base / "21beta2filelist.yaml", gaia=False)
+    fl = {k: str(base / v.replace("data/classification_projects/", "")) for k, v in fl.items()}
+    (tmp_path / "fl2.yaml").write_text(yamlio.dump(fl))
+    gt2 = yamlio.load(base / "grountruth.yaml", gaia=False)
+    (tmp_path / "gt2.yaml").write_text(yamlio.dump(gt2))
+    proc = run_tool_module("gridsearch", tmp_path / "gt2.yaml", tmp_path / "fl2.yaml",
+                           "-d", tmp_path / "p2")
+    assert proc.returncode == 2 and b"at least 5 items" in proc.stderr  # 1 item per class
+    assert "templateVersion: 2.1-beta2" in (tmp_path / "p2" / "project.yaml").read_text()

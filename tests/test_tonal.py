@@ -199,7 +199,7 @@ def test_aggregate_hand_computed():
 def test_peaks_fast_path_equals_run_length_scan():
     # rows without plateaus take the strict-maximum path; it must agree with the general
     # run-length scan, also when the block mixes rows with and without plateaus
-    from mirkit.extractor import tonal_common as tc
+    from mirkit.extractor import peaks as tc
     rng = np.random.default_rng(5)
     spec = rng.random((40, 300)).astype(np.float32)
     spec[3, 50:53] = 2.0                               # a plateau in row 3 only
@@ -221,3 +221,23 @@ def test_output_frames_option():
     assert len(frames["chords_strength"]) == n
     assert frames["key_edma"] == rec["key_edma"]
     assert rec["hpcp"]["mean"] == pytest.approx(np.mean(frames["hpcp"], axis=0).tolist(), abs=1e-6)
+
+
+def test_peaks_magnitude_order_and_padding():
+    # magnitude order (desc.), ties by frequency, truncation per frame, checked against a
+    # lexsort of the frequency-ordered peaks; lowlevel's padded form holds the same peaks
+    from mirkit.extractor import lowlevel, peaks
+    rng = np.random.default_rng(9)
+    spec = np.round(rng.random((30, 200)) * 3).astype(np.float32)   # many ties and plateaus
+    spec[:, 0] = 5.0                                                 # boundary peaks
+    fr, f, m = peaks.spectral_peaks(spec, 44100.0, 0, 1e9, 0.5, None, "frequency")
+    assert np.all(np.diff(fr) >= 0) and np.all(np.diff(f)[np.diff(fr) == 0] > 0)
+    order = np.lexsort((f, -m, fr))
+    fr2, f2, m2 = peaks.spectral_peaks(spec, 44100.0, 0, 1e9, 0.5, 7, "magnitude")
+    rank = np.arange(len(fr)) - np.searchsorted(fr[order], fr[order])
+    keep = rank < 7
+    assert fr2.tolist() == fr[order][keep].tolist()
+    assert f2.tolist() == f[order][keep].tolist() and m2.tolist() == m[order][keep].tolist()
+    F, A, count = lowlevel.spectral_peaks(spec, 44100.0 / 2 / 199, 0, 1e9, 0.5, 7, "magnitude")
+    assert count.tolist() == np.bincount(fr2, minlength=30).tolist()
+    assert F[np.isfinite(F)].tolist() == f2.tolist() and A[np.isfinite(F)].tolist() == m2.tolist()

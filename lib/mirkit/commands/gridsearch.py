@@ -102,12 +102,16 @@ class GridSearchTool(Tool):
                     seed = int(seed)
                 write_default_project(project_path, version, gt.class_name, project_dir,
                                       fl_path if filelist is not None else None, gt_path,
-                                      seed=seed, jobs=args.jobs or False)
+                                      seed=seed, jobs=False)
             project = Project.load(project_path)
 
         log = Log(self.warn, self.info, self.progress if self.verbosity >= 1 else None)
+        jobs = args.jobs
+        nproc = project.get("numberProcesses")
+        if not jobs and isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 0:
+            jobs = nproc  # the project's setting, as Gaia's numberProcesses
         out = run_gridsearch(project, gt, project_dir, filelist=filelist, records=records,
-                             jobs=args.jobs, force=args.force, group_by=args.group_by, log=log,
+                             jobs=jobs, force=args.force, group_by=args.group_by, log=log,
                              train_best=not args.no_model)
         if out["model"]:
             self.info(f"best model written to {out['model']}", 1)

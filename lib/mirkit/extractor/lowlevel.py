@@ -11,7 +11,7 @@ import functools
 
 import numpy as np
 
-from . import bands, framing
+from . import bands, framing, peaks
 from .signal import _EQLOUD_44100, _impulse_response, _poly_mul, fir_filter
 
 # db2lin(-X/2) = 10**(-X/2/20): 20dB -> 0.1, 30dB -> 0.0316228, 60dB -> 0.001
@@ -174,81 +174,19 @@ def pitch_salience(S, sample_rate=44100.0):
 
 def spectral_peaks(S, bin_hz, min_freq, max_freq, threshold, max_peaks, order="magnitude",
                    count_only=False):
-    """SpectralPeaks (PeakDetection, interpolate=true) on every row of S.
+    """SpectralPeaks (PeakDetection, interpolate=true) on every row of S
+    (:func:`mirkit.extractor.peaks.spectral_peaks`, the extractor's one implementation).
 
     Returns ``(freq, mag, count)``: (n, P) arrays padded with ``inf`` / 0 and the number of
     peaks per row, ordered by magnitude (desc.) or frequency, truncated to ``max_peaks``.
     With ``count_only`` only the counts are computed (``freq``/``mag`` are None).
     """
     n, K = S.shape
-    i0 = int(np.ceil(min_freq / bin_hz))
-    imax = min(K - 2, int(np.floor(max_freq / bin_hz)) + 1)
-    X = np.asarray(S[:, i0:imax + 2])              # local indices 0 .. m+1
-    m = X.shape[1] - 1                             # candidate positions 0 .. m-1
-    if m < 2:
-        return np.full((n, 0), np.inf), np.zeros((n, 0)), np.zeros(n, int)
-    mid = X[:, 1:m]
-    rising = X[:, :m - 1] < mid
-    above = mid > threshold
-    strict = np.zeros((n, m), bool)
-    strict[:, 1:] = rising & (X[:, 2:m + 1] < mid) & above
-    plat = np.zeros((n, m), bool)
-    plat[:, 1:] = rising & (X[:, 2:m + 1] == mid) & above
-    boundary = (X[:, 0] > X[:, 1]) & (X[:, 0] > threshold)
-    rows, cols = np.nonzero(strict)
-    Xd = X
-    l = Xd[rows, cols - 1].astype(np.float64)
-    c = Xd[rows, cols].astype(np.float64)
-    r = Xd[rows, cols + 1].astype(np.float64)
-    den = l - 2 * c + r
-    d = np.where(den != 0, 0.5 * (l - r) / np.where(den != 0, den, 1.0), 0.0)
-    pos = cols + d
-    val = c - 0.25 * (l - r) * d
-    extra = boundary.any() or plat.any()
-    if extra:
-        prow, ppos, pval = [rows], [pos], [val]
-        brow = np.nonzero(boundary)[0]
-        prow.append(brow)
-        ppos.append(np.zeros(len(brow)))
-        pval.append(X[brow, 0].astype(np.float64))
-        # plateaus: rising into a run of equal values that is followed by a descent
-        for rr, cc in zip(*np.nonzero(plat)):
-            j = cc
-            while j + 1 <= m and X[rr, j + 1] == X[rr, cc]:
-                j += 1
-            if j + 1 <= m and X[rr, j + 1] < X[rr, j]:
-                prow.append(np.array([rr]))
-                ppos.append(np.array([(cc + j) / 2.0]))
-                pval.append(np.array([float(X[rr, cc])]))
-        rows = np.concatenate(prow)
-        pos = np.concatenate(ppos)
-        val = np.concatenate(pval)
-    freq = (pos + i0) * bin_hz
-    keep = freq <= max_freq
-    if not keep.all():
-        rows, freq, val = rows[keep], freq[keep], val[keep]
-    counts = np.bincount(rows, minlength=n)
+    fr, fq, mg = peaks.spectral_peaks(S, bin_hz * 2.0 * (K - 1), min_freq, max_freq, threshold,
+                                      max_peaks, "frequency" if count_only else order)
     if count_only:
-        return None, None, np.minimum(counts, max_peaks)
-    # order within rows (np.nonzero already gives frequency order when nothing was added)
-    if order == "magnitude":
-        idx = np.lexsort((freq, -val, rows))
-        rows, freq, val = rows[idx], freq[idx], val[idx]
-    elif extra:
-        idx = np.lexsort((freq, rows))
-        rows, freq, val = rows[idx], freq[idx], val[idx]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rank = np.arange(len(rows)) - starts[rows]
-    keep = rank < max_peaks
-    if not keep.all():
-        rows, freq, val, rank = rows[keep], freq[keep], val[keep], rank[keep]
-    counts = np.minimum(counts, max_peaks)
-    P = int(counts.max()) if n else 0
-    F = np.full((n, P), np.inf)
-    A = np.zeros((n, P))
-    F[rows, rank] = freq
-    A[rows, rank] = val
-    return F, A, counts
+        return None, None, np.bincount(fr, minlength=n)[:n]
+    return peaks.padded_peaks(n, fr, fq, mg)
 
 
 def _hz2bark(f):

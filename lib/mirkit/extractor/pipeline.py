@@ -108,6 +108,34 @@ def _replay_gain_pass(store, keep_eq):
     return (gain if gain <= 40.0 else None), eq_store
 
 
+_ALLOCATOR_TUNED = False
+
+
+def tune_allocator():
+    """Keep freed memory for reuse instead of returning it to the system at once (glibc).
+
+    The pipeline allocates and frees arrays of a few MiB per block; glibc's default (dynamic)
+    mmap threshold serves many of them with fresh ``mmap`` pages, and the page faults of
+    touching them cost 15-20 % of the CPU time of one file. A fixed 64 MiB mmap threshold and
+    a 256 MiB trim threshold make them reuse the heap. Peak memory is unchanged (it is set
+    by the live arrays); a no-op on other C libraries.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return
+    _ALLOCATOR_TUNED = True
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+    mallopt(M_MMAP_THRESHOLD, 64 << 20)
+    mallopt(M_TRIM_THRESHOLD, 256 << 20)
+
+
 class _Clock:
     """Process CPU time per pipeline stage, accumulated into ``timings`` (if given)."""
 
@@ -137,6 +165,7 @@ def extract_file(path, options=None, source=None, timings=None):
     signal kept in a :class:`~mirkit.extractor.stream.SignalStore`; only the rhythm/tonal
     modules (and models) receive the whole signal as one array.
     """
+    tune_allocator()
     clock = _Clock(timings)
     opts = profile.default_options()
     if options:

@@ -43,14 +43,32 @@ def complex_odf_blocks(x, frame_size=FRAME_SIZE, hop_size=HOP_SIZE, start_from_z
     hfc = np.zeros(n) if want_hfc else None
     K = frame_size // 2 + 1
     prev_mag = np.zeros((1, K), np.float32)
-    prev_u = np.ones((2, K), np.complex64)          # u_{t-2}, u_{t-1}
+    # u_{t-2}, u_{t-1} of the zero spectra before the first frame (phase 0 in Essentia's
+    # zero-phase FFT). The frames below are not rotated by h = (F+1)//2 samples, which only
+    # multiplies bin k by exp(2j pi k h / F): a constant that cancels in the phase prediction
+    # except against these initial phases, which therefore get exp(-2j pi k h / F) ((-1)**k).
+    h = (frame_size + 1) // 2
+    if 2 * h == frame_size:
+        ph = np.where(np.arange(K) % 2 == 0, 1.0, -1.0)
+    else:
+        ph = np.exp(-2j * np.pi * np.arange(K) * h / frame_size)
+    prev_ph = ph.astype(np.complex64)
+    prev_u = np.tile(prev_ph, (2, 1))
     kk = (np.arange(K) * (SAMPLE_RATE / frame_size)).astype(np.float32)  # HFC: k*binHz (Brossier)
+    win = framing.make_window("hann", frame_size)
     for index, frames in framing.iter_frame_blocks(x, frame_size, hop_size, start_from_zero,
                                                    "keep", 256):
-        spec = framing.complex_spectrum(frames, "hann").astype(np.complex64, copy=False)
+        # no zero-phase rotation: it multiplies bin k by a constant phasor, which cancels in
+        # the second phase difference phi_t - 2 phi_{t-1} + phi_{t-2} (and in |X|)
+        spec = np.fft.rfft(frames * win, axis=1).astype(np.complex64, copy=False)
         mag = np.abs(spec)
-        u = spec / np.where(mag > 0, mag, np.float32(1.0))
-        u[mag == 0] = 1.0
+        # u = spec / |spec| as a real scaling of the (re, im) pairs (faster than complex /)
+        inv = np.float32(1.0) / np.where(mag > 0, mag, np.float32(1.0))
+        u = spec.copy()
+        u.view(np.float32).reshape(u.shape + (2,))[...] *= inv[..., None]
+        zero = mag == 0
+        if zero.any():                      # zero bins have phase 0 in the rotated FFT
+            u[zero] = np.broadcast_to(prev_ph, u.shape)[zero]
         uu = np.concatenate([prev_u, u])
         pm = np.concatenate([prev_mag, mag[:-1]])
         z = uu[2:] * uu[:-2]

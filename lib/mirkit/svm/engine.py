@@ -57,11 +57,6 @@ def gram(X):
     return G
 
 
-def config_key(cfg):
-    return (str(cfg["kernel"]).lower(), float(cfg["C"]), float(cfg["gamma"]),
-            bool(cfg.get("balanceClasses", False)), int(cfg.get("degree", 3)))
-
-
 def evaluate_fold(task):
     """Worker entry point. ``task``: dict with ``block`` (FeatureBlock), ``y`` (class index
     per row), ``n_classes``, ``train``/``test`` (row indices), ``fold``, ``configs`` (list of
