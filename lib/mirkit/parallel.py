@@ -11,8 +11,22 @@ import multiprocessing
 import os
 
 
+def _die_with_parent():
+    """Linux: ask the kernel to SIGTERM this worker when its parent dies, so that a killed
+    run (timeout, SIGKILL) leaves no orphan workers behind."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def _init_worker(initializer, initargs):
     os.environ["OMP_NUM_THREADS"] = "1"
+    _die_with_parent()
     if initializer is not None:
         initializer(*initargs)
 
