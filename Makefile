@@ -71,5 +71,13 @@ man:
 	  if [ -n "$$out" ]; then echo "$$page:"; echo "$$out"; status=1; fi; \
 	done; [ $$status = 0 ] && echo "all $(words $(MANPAGES)) man pages render without warnings"
 
+# Benchmarks measure the speed and fidelity targets; most need the oracle extra
+# (.venv/bin/pip install -e '.[oracle]', make oracle-tf) and fetch real music from Debian
+# packages at run time (apt-get). Each prints its figures; see the script's docstring.
+BENCHMARKS := $(wildcard benchmarks/bench_*.py)
+
+bench: venv
+	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b || echo "$$b failed"; done
+
 clean:
 	rm -rf build dist lib/*.egg-info .pytest_cache examples/work
