@@ -123,3 +123,19 @@ def test_output_frames_option():
     assert "beats_count" not in frames and rec["beats_count"] == len(frames["beats_position"])
     assert len(frames["beats_loudness"]) == len(frames["beats_loudness_band_ratio"])
     assert rec["beats_loudness"]["max"] == pytest.approx(max(frames["beats_loudness"]))
+
+
+def test_rhythm_and_tonal_from_a_spilled_store_equal_the_array_path(monkeypatch):
+    # long inputs reach rhythm/tonal as a signal store read block by block: same values
+    from mirkit.extractor import stream, tonal
+    x, _ = click_track(120.0, seconds=12.0)
+    monkeypatch.setattr(stream, "MEMORY_LIMIT", 1000)       # the store spills to a file
+    store = stream.SignalStore(len(x))
+    for i in range(0, len(x), 50000):
+        store.append(x[i:i + 50000])
+    assert store.spilled
+    s0 = stream.ScaledStore(store, 1.0)
+    for mod in (rhythm, tonal):
+        a, b = mod.compute(x, SR), mod.compute(s0, SR)
+        assert a == b, mod.__name__
+    store.close()

@@ -241,3 +241,19 @@ def test_peaks_magnitude_order_and_padding():
     F, A, count = lowlevel.spectral_peaks(spec, 44100.0 / 2 / 199, 0, 1e9, 0.5, 7, "magnitude")
     assert count.tolist() == np.bincount(fr2, minlength=30).tolist()
     assert F[np.isfinite(F)].tolist() == f2.tolist() and A[np.isfinite(F)].tolist() == m2.tolist()
+
+
+def test_hpcp_in_frame_chunks_equals_one_pass():
+    # long inputs compute the HPCPs a chunk of frames at a time: same values
+    from mirkit.extractor import tonal
+    rng = np.random.default_rng(11)
+    n = 50
+    fr = np.sort(rng.integers(0, n, 2000))
+    fq = rng.uniform(30.0, 4000.0, 2000)
+    mg = rng.random(2000)
+    for params in (tonal.HPCP_KEY, tonal.HPCP_CHORD, tonal.HPCP_HIGHRES):
+        whole = tonal.hpcp(fr, fq, mg, n, 440.0, **params)
+        parts = tonal._hpcp_chunks(fr, fq, mg, n, 440.0, params, chunk=7)
+        assert np.array_equal(parts, whole.astype(np.float32))
+        mean = tonal._hpcp_chunks(fr, fq, mg, n, 440.0, params, mean=True, chunk=7)
+        assert np.allclose(mean, whole.mean(axis=0), rtol=1e-12, atol=1e-15)

@@ -23,7 +23,9 @@
    namespace's nested, already aggregated sub-record (``{"bpm": 120.0, "beats_loudness":
    {"mean": ...}, ...}``), or, only when ``options["outputFrames"]`` is true, optionally a
    pair ``(sub_record, frames_sub_record)`` whose second item holds the raw frame values
-   (lists) for ``--frames``. Until then the record simply has no such namespace;
+   (lists) for ``--frames``. Until then the record simply has no such namespace. For long
+   inputs (the signal spilled to a temporary file) ``compute`` receives the signal store
+   (``len()``, ``read(a, b)``) instead of an array, and reads it block by block;
 8. statistics (PoolAggregator, :mod:`mirkit.extractor.stats`).
 
 Models (issue 7): ``options["models"]`` (names/paths) makes the pipeline call
@@ -35,6 +37,7 @@ result is merged into the record.
 
 import importlib
 import os
+import sys
 import time
 
 import numpy as np
@@ -124,11 +127,12 @@ def tune_allocator():
     if _ALLOCATOR_TUNED:
         return
     _ALLOCATOR_TUNED = True
+    if not sys.platform.startswith("linux"):
+        return
     try:
         import ctypes
-        import ctypes.util
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt          # the process's C library (glibc)
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     except (OSError, AttributeError, TypeError):
         return
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
@@ -162,8 +166,9 @@ def extract_file(path, options=None, source=None, timings=None):
     Raises MirkitError (naming the file) for every expected failure.
 
     Memory stays bounded for long files: the file is decoded in blocks and the mono
-    signal kept in a :class:`~mirkit.extractor.stream.SignalStore`; only the rhythm/tonal
-    modules (and models) receive the whole signal as one array.
+    signal kept in a :class:`~mirkit.extractor.stream.SignalStore`; rhythm/tonal receive
+    one array for ordinary tracks and the store itself for spilled (long) ones; models
+    receive the decoded audio as one array.
     """
     tune_allocator()
     clock = _Clock(timings)
@@ -259,6 +264,7 @@ def extract_file(path, options=None, source=None, timings=None):
         for name, value in ll.items():
             if len(value):
                 pool["lowlevel." + name] = value
+        del ll          # the frames live in ``pool`` only (freed before rhythm/tonal)
         clock.lap("lowlevel.frames")
         levels = loudness.loudness_frames(s0, opts["average_loudness.frameSize"],
                                           opts["average_loudness.hopSize"])
@@ -297,8 +303,9 @@ def extract_file(path, options=None, source=None, timings=None):
         mod = _optional_module(ns)
         if mod is None:
             continue
-        if not isinstance(s0, np.ndarray):
-            s0 = s0.array()     # rhythm/tonal take the whole signal as one array
+        if not isinstance(s0, np.ndarray) and not getattr(s0, "spilled", False):
+            s0 = s0.array()     # an ordinary track: rhythm/tonal get one array
+        # a long (spilled) signal stays a store: rhythm and tonal read it block by block
         result = mod.compute(s0, sr, opts)
         sub_frames = None
         if isinstance(result, tuple):

@@ -126,19 +126,47 @@ def onset_rate(x):
     return float(np.float32(len(times) / (n_frames * 512.0 / SAMPLE_RATE)))
 
 
+# ---- signal access ---------------------------------------------------------------------------
+
+def _as_signal(signal):
+    """A 1-D float32 array, or a signal store as is (an object with ``len()`` and
+    ``read(a, b)``, see :mod:`mirkit.extractor.stream`: long files are read in blocks)."""
+    if hasattr(signal, "read"):
+        return signal
+    return np.asarray(signal, np.float32).ravel()
+
+
+def _read(x, a, b):
+    """Samples ``[a, b)`` of an array or store (zeros outside the signal), float32."""
+    if hasattr(x, "read"):
+        return np.asarray(x.read(a, b), np.float32)
+    if a >= 0 and b <= len(x):
+        return x[a:b]
+    out = np.zeros(b - a, np.float32)
+    lo, hi = max(a, 0), min(b, len(x))
+    if hi > lo:
+        out[lo - a:hi - a] = x[lo:hi]
+    return out
+
+
 # ---- danceability --------------------------------------------------------------------------
 
 def danceability(x, sample_rate=SAMPLE_RATE, min_tau=310.0, max_tau=8800.0, tau_multiplier=1.1):
     """Detrended fluctuation analysis (Streich & Herrera 2005) -> 1 / mean DFA exponent."""
-    x = np.asarray(x, np.float32)
+    x = _as_signal(x)
     bs = int(0.01 * sample_rate)
     nb = len(x) // bs
     if nb < 2:
         return 0.0
-    blocks = x[:nb * bs].reshape(nb, bs)
-    mean = blocks.mean(axis=1, dtype=np.float64)
-    dev = blocks - mean.astype(np.float32)[:, None]
-    s = np.sqrt(np.einsum("ij,ij->i", dev, dev).astype(np.float64) / (bs - 1))
+    # standard deviation of each 10-ms block, a chunk of blocks at a time (bounded memory)
+    s = np.empty(nb)
+    step = 1 << 12
+    for b0 in range(0, nb, step):
+        b1 = min(nb, b0 + step)
+        blocks = _read(x, b0 * bs, b1 * bs).reshape(b1 - b0, bs)
+        mean = blocks.mean(axis=1, dtype=np.float64)
+        dev = blocks - mean.astype(np.float32)[:, None]
+        s[b0:b1] = np.sqrt(np.einsum("ij,ij->i", dev, dev).astype(np.float64) / (bs - 1))
     y = np.cumsum(s - s.mean())
     taus = []
     t = min_tau
@@ -183,7 +211,7 @@ def danceability(x, sample_rate=SAMPLE_RATE, min_tau=310.0, max_tau=8800.0, tau_
 
 def beats_loudness(x, ticks, sample_rate=SAMPLE_RATE):
     """(loudness per beat, band ratios per beat (n, 6)); beats too close to the end give none."""
-    x = np.asarray(x, np.float32)
+    x = _as_signal(x)
     sr = float(sample_rate)
     ticks = np.asarray(ticks, np.float64)
     win_len = int(0.1 * sr)
@@ -203,22 +231,32 @@ def beats_loudness(x, ticks, sample_rate=SAMPLE_RATE):
     if not starts:
         return np.zeros(0, np.float32), np.zeros((0, 6), np.float32)
     starts = np.asarray(starts)
-    pad = np.zeros(len(x) + win_len + D, np.float32)
-    pad[:len(x)] = x
-    idx = starts[:, None] + np.arange(win_len)[None, :]
-    seg = pad[idx]
-    onset = starts + np.argmax(seg * seg, axis=1)
-    frames = pad[onset[:, None] + np.arange(D)[None, :]]
-    spec = framing.spectrum(frames, "blackmanharris62").astype(np.float64)
-    e = spec * spec
-    total = e.sum(axis=1)
-    K = spec.shape[1]
-    ratios = np.zeros((len(frames), len(BEATS_LOUDNESS_BANDS) - 1))
-    for b in range(len(BEATS_LOUDNESS_BANDS) - 1):
-        lo = int(BEATS_LOUDNESS_BANDS[b] / (sr / 2) * (K - 1) + 0.5)
-        hi = int(BEATS_LOUDNESS_BANDS[b + 1] / (sr / 2) * (K - 1) + 0.5)
-        band = e[:, lo:hi + 1].sum(axis=1)
-        ratios[:, b] = np.divide(band, total, out=np.zeros_like(band), where=total > 1e-10)
+    # the samples around each beat (zeros past the end), read and analysed a group of beats
+    # at a time (bounded memory)
+    total = np.empty(len(starts))
+    ratios = np.zeros((len(starts), len(BEATS_LOUDNESS_BANDS) - 1))
+    g0 = 0
+    while g0 < len(starts):
+        # at most 256 beats spanning at most 2**20 samples per read
+        g1 = int(np.searchsorted(starts, starts[g0] + (1 << 20), side="right"))
+        g1 = min(max(g1, g0 + 1), g0 + 256)
+        st = starts[g0:g1]
+        a = int(st.min())
+        pad = _read(x, a, int(st.max()) + win_len + D)
+        seg = pad[(st - a)[:, None] + np.arange(win_len)[None, :]]
+        onset = st - a + np.argmax(seg * seg, axis=1)
+        frames = pad[onset[:, None] + np.arange(D)[None, :]]
+        spec = framing.spectrum(frames, "blackmanharris62").astype(np.float64)
+        e = spec * spec
+        tot = e.sum(axis=1)
+        total[g0:g1] = tot
+        K = spec.shape[1]
+        for b in range(len(BEATS_LOUDNESS_BANDS) - 1):
+            lo = int(BEATS_LOUDNESS_BANDS[b] / (sr / 2) * (K - 1) + 0.5)
+            hi = int(BEATS_LOUDNESS_BANDS[b + 1] / (sr / 2) * (K - 1) + 0.5)
+            band = e[:, lo:hi + 1].sum(axis=1)
+            ratios[g0:g1, b] = np.divide(band, tot, out=np.zeros_like(band), where=tot > 1e-10)
+        g0 = g1
     return total.astype(np.float32), ratios.astype(np.float32)
 
 
@@ -243,7 +281,7 @@ def _rhythm_options(options):
 def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
     """The raw (frame-wise) ``rhythm`` pool of signal S0 (see the module docstring)."""
     o = _rhythm_options(options)
-    x = np.asarray(signal, np.float32).ravel()
+    x = _as_signal(signal)
     ticks = beat_track(x, o["minTempo"], o["maxTempo"]) if len(x) else np.zeros(0)
     pool = {}
     pool["beats_position"] = ticks.astype(np.float32)

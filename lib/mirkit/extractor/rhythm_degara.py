@@ -37,7 +37,8 @@ def complex_odf_blocks(x, frame_size=FRAME_SIZE, hop_size=HOP_SIZE, start_from_z
     with unit phasors ``u = X/|X|``, ``cos(dphi) = Re(u_t conj(u_{t-1})^2 u_{t-2})`` and
     ``|a - b e^{jd}| = sqrt(a^2 + b^2 - 2ab cos d)``. Returns (ODF, HFC or None), float64.
     """
-    x = np.asarray(x, np.float32)
+    if not hasattr(x, "read"):           # an array, or a signal store read in blocks
+        x = np.asarray(x, np.float32)
     n = framing.frame_count(len(x), frame_size, hop_size, start_from_zero)
     odf = np.zeros(n)
     hfc = np.zeros(n) if want_hfc else None

@@ -51,10 +51,12 @@ class ArrayStore:
 class SignalStore(ArrayStore):
     """Append-only float32 signal, in memory or (past ``MEMORY_LIMIT``) in a temp file."""
 
-    def __init__(self, expected_length=0, limit=MEMORY_LIMIT):
+    def __init__(self, expected_length=0, limit=None):
         self._n = 0
         self._file = None
         self._buf = None
+        if limit is None:
+            limit = MEMORY_LIMIT          # read at call time (tests lower it)
         if expected_length * 4 > limit:
             self._file = tempfile.TemporaryFile(prefix="mirkit-signal-")
         else:
@@ -91,6 +93,11 @@ class SignalStore(ArrayStore):
             out[lo - a:hi - a] = np.frombuffer(self._file.read((hi - lo) * 4), np.float32)
         return out
 
+    @property
+    def spilled(self):
+        """True when the samples live in a temporary file (long inputs)."""
+        return self._file is not None
+
     def array(self):
         """The whole signal as one array (reads a spilled store into memory)."""
         if self._file is None:
@@ -115,6 +122,10 @@ class ScaledStore:
 
     def __len__(self):
         return len(self.store)
+
+    @property
+    def spilled(self):
+        return bool(getattr(self.store, "spilled", False))
 
     def read(self, a, b):
         y = self.store.read(a, b) * self.factor

@@ -375,10 +375,30 @@ def _tonal_options(options):
     return o
 
 
+def _hpcp_chunks(fr, fq, mg, n_frames, ref, params, mean=False, chunk=8192):
+    """:func:`hpcp` of the frames ``chunk`` at a time (frames are independent; bounded memory
+    for long inputs): the (n_frames, size) float32 HPCPs, or with ``mean`` their float64 mean."""
+    if n_frames <= chunk:
+        h = hpcp(fr, fq, mg, n_frames, ref, **params)
+        return h.mean(axis=0) if mean else h.astype(np.float32)
+    out = None if mean else np.empty((n_frames, params.get("size", 36)), np.float32)
+    total = 0.0
+    for f0 in range(0, n_frames, chunk):
+        f1 = min(n_frames, f0 + chunk)
+        a, b = np.searchsorted(fr, [f0, f1], side="left")
+        h = hpcp(fr[a:b] - f0, fq[a:b], mg[a:b], f1 - f0, ref, **params)
+        if mean:
+            total = total + h.sum(axis=0)
+        else:
+            out[f0:f1] = h
+    return total / n_frames if mean else out
+
+
 def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
     """The raw (frame-wise) ``tonal`` pool of signal S0 (see the module docstring)."""
     o = _tonal_options(options)
-    x = np.asarray(signal, np.float32).ravel()
+    # an array, or a signal store (long files: read frame block by frame block)
+    x = signal if hasattr(signal, "read") else np.asarray(signal, np.float32).ravel()
     # sample_rate is not used: like Essentia's, the tonal algorithms assume 44100 Hz
     # (extractor.md §3.8); the pipeline always analyses at 44100 Hz.
     F, H, Z = o["frameSize"], o["hopSize"], o["zeroPadding"]
@@ -401,9 +421,9 @@ def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
     else:
         fr, fq, mg = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
     ref = tuning.frequency()
-    h_key = hpcp(fr, fq, mg, n_frames, ref, **HPCP_KEY).astype(np.float32)
-    h_chord = hpcp(fr, fq, mg, n_frames, ref, **HPCP_CHORD).astype(np.float32)
-    h_hr = hpcp(fr, fq, mg, n_frames, ref, **HPCP_HIGHRES)
+    h_key = _hpcp_chunks(fr, fq, mg, n_frames, ref, HPCP_KEY)
+    h_chord = _hpcp_chunks(fr, fq, mg, n_frames, ref, HPCP_CHORD)
+    hr_mean = _hpcp_chunks(fr, fq, mg, n_frames, ref, HPCP_HIGHRES, mean=True)
 
     pool = {}
     pool["hpcp"] = h_key
@@ -427,7 +447,7 @@ def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
         pool[f"key_{profile}"] = {"key": k, "scale": sc, "strength": st}
     pool.update(chords_descriptors(names, pool["key_temperley"]["key"], pool["key_temperley"]["scale"]))
 
-    hr = _normalize_max(h_hr.mean(axis=0) if n_frames else np.zeros(120))
+    hr = _normalize_max(hr_mean if n_frames else np.zeros(120))
     eq_dev, ratio = high_resolution_features(hr)
     pool["tuning_diatonic_strength"] = estimate_key(hr, "diatonic")[2]
     pool["tuning_equal_tempered_deviation"] = float(np.float32(eq_dev))
