@@ -74,6 +74,9 @@ class ExtractTool(Tool):
                                  "to highlevel.<name>")
         parser.add_argument("--embeddings", action="store_true",
                             help="with --model, also store embeddings.<name>")
+        parser.add_argument("--allow-any-op", action="store_true",
+                            help="UNSAFE: run TensorFlow graphs with ops outside the allow-list "
+                                 "(file, network, py_func...); only for models you trust")
         add_jobs_argument(parser)
 
     def input_paths(self, args):
@@ -94,6 +97,7 @@ class ExtractTool(Tool):
         if args.model:
             options["models"] = list(args.model)
             options["embeddings"] = bool(args.embeddings)
+            options["allow_any_op"] = bool(args.allow_any_op)
             _check_models(args.model)
         elif args.embeddings:
             raise MirkitError("--embeddings needs at least one --model")

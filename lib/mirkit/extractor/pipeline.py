@@ -52,6 +52,16 @@ ANALYSIS_RATE = 44100.0
 NAMESPACES = ("lowlevel", "rhythm", "tonal")
 
 
+def _base_record(props, analysis, file_tags, shown):
+    """The record's ``metadata``: version, audio properties (+ ``analysis``), tags, id."""
+    ap = dict(props)
+    ap["analysis"] = analysis
+    tags = dict(file_tags)
+    tags["file_name"] = os.path.basename(shown)
+    return {"metadata": {"version": {"mirkit": __version__, "extractor": "music 2.0"},
+                         "audio_properties": ap, "tags": tags, "id": shown}}
+
+
 def _frames_plain(value):
     a = np.asarray(value, np.float64)
     return a.tolist()
@@ -201,9 +211,25 @@ def extract_file(path, options=None, source=None, timings=None):
         data, sr_in, _ = audio_mod.read_audio(path)
         a0, a1 = int(t0 * sr_in), min(len(data), int(min(t1, 1e9) * sr_in))
         tf_result = run_models(data[a0:max(a0, a1)], float(sr_in), list(models),
-                               embeddings=bool(opts.get("embeddings")))
+                               embeddings=bool(opts.get("embeddings")),
+                               allow_any_op=bool(opts.get("allow_any_op")))
+        decoded_models = len(data)
         del data
         clock.lap("models")
+        if not descriptors and not want_frames:
+            # models only: the metadata comes from this decode; no second decode and no
+            # replay-gain pass (so no audio_properties.replay_gain in the record)
+            if decoded_models == 0:
+                raise MirkitError("no audio samples in the file (zero-length audio)", shown)
+            props["length"] = decoded_models / float(sr_in)
+            analysis = {"downmix": opts.get("downmix", "mix"), "equal_loudness": 0.0,
+                        "length": max(0, a1 - a0) / float(sr_in), "sample_rate": float(sr_in),
+                        "start_time": t0}
+            record = _base_record(props, analysis, file_tags, shown)
+            for ns, sub in tf_result.items():
+                if isinstance(sub, dict):
+                    record.setdefault(ns, {}).update(sub)
+            return record
 
     want_ll = "lowlevel" in descriptors
     mode = opts.get("downmix", "mix")
@@ -216,16 +242,10 @@ def extract_file(path, options=None, source=None, timings=None):
     if n == 0:
         raise MirkitError("empty input signal (nothing between the start and end times)", shown)
 
-    record = {"metadata": {}}
+    record = _base_record(props, {"downmix": mode, "equal_loudness": 0.0, "length": n / sr,
+                                  "sample_rate": sr, "start_time": t0}, file_tags, shown)
     md = record["metadata"]
-    md["version"] = {"mirkit": __version__, "extractor": "music 2.0"}
-    ap = dict(props)
-    ap["analysis"] = {"downmix": mode, "equal_loudness": 0.0,
-                      "length": n / sr, "sample_rate": sr, "start_time": t0}
-    md["audio_properties"] = ap
-    md["tags"] = dict(file_tags)
-    md["tags"]["file_name"] = os.path.basename(shown)
-    md["id"] = shown
+    ap = md["audio_properties"]
 
     frames_out = {}
     singles = {}
