@@ -591,3 +591,27 @@ def test_musicnn_fast_graph_equals_original_layer_order(tmp_path):
     a = Graph(fast, "model/Placeholder", outs).run(x)
     b = Graph(slow, "model/Placeholder", outs).run(x)
     assert np.abs(a[0] - b[0]).max() < 1e-6 and np.abs(a[1] - b[1]).max() < 1e-4
+
+
+# --- the command line: extract --model | classify -m head ---------------------------------
+
+def test_cli_extract_models_only_then_classify_head(zoo, tmp_path, run_tool):
+    import soundfile as sf
+
+    wav = tmp_path / "tone.wav"
+    sf.write(str(wav), zoo["audio"], SR)
+    res = run_tool("extract", "--descriptors", "none", "--model", zoo["musicnn"], "-f", "json", wav)
+    assert res.returncode == 0, res.stderr
+    rec = json.loads(res.stdout)
+    assert set(rec) == {"metadata", "highlevel", "embeddings"}
+    assert "replay_gain" not in rec["metadata"]["audio_properties"]  # decoded once, no RG pass
+    assert rec["metadata"]["audio_properties"]["length"] == pytest.approx(8.0)
+    decoded, _ = sf.read(str(wav), dtype="float32")  # as written: 16-bit PCM
+    direct = run_models(decoded, SR, [zoo["musicnn"]])
+    assert rec["highlevel"]["test-musicnn-1"]["all"] == pytest.approx(
+        direct["highlevel"]["test-musicnn-1"]["all"], abs=1e-6)
+    res = run_tool("classify", "-m", zoo["head"], "-f", "json", input=res.stdout)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert set(out["highlevel"]) == {"test-musicnn-1", "head-test-musicnn-1"}
+    assert set(out["highlevel"]["head-test-musicnn-1"]["all"]) == {"x", "y", "z"}
