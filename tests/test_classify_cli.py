@@ -139,3 +139,115 @@ def test_classify_history_model(gaia_fixtures, run_tool):
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     for o, r in zip(out, refs):
         assert o["highlevel"]["mood_happy"]["value"] == r["value"]
+
+
+def test_loader_options_forwarded_only_where_understood(trained, gaia_fixtures):
+    """modelio.load_model takes options for every kind of model; each loader gets its own."""
+    m = load_model(str(trained["path"]), fresh=True, lenient=True, allow_any_op=True)
+    assert m.name == "genre"
+    pytest.importorskip("mirkit.gaia.history")
+    h = load_model(str(gaia_fixtures / "history" / "mood_happy.history"), fresh=True,
+                   lenient=True, allow_any_op=True, name="x")
+    assert (h.fresh, h.lenient, h.name) == (True, True, "x")
+    h = load_model(str(gaia_fixtures / "history" / "mood_happy.history"), allow_any_op=True)
+    assert (h.fresh, h.lenient) == (False, False)
+
+
+def _pools(gaia_fixtures, n):
+    ref_dir = gaia_fixtures / "history-reference" / "mood_happy"
+    return [json.loads(p.read_text()) for p in sorted(ref_dir.glob("pool_*.json"))[:n]]
+
+
+def test_classify_history_fresh_and_lenient(gaia_fixtures, run_tool):
+    path = gaia_fixtures / "history" / "mood_happy.history"
+    model = load_model(str(path))
+    pools = _pools(gaia_fixtures, 4)
+    # a descriptor the chain drops before the SVM: required by Essentia, optional if lenient
+    unused = sorted(k for k, _, _, _ in model._required if k not in model._used)[0]
+    vector = [k for k, size in model.describe()["input"]["sizes"].items()
+              if k in model._used][0]
+    head, _, leaf = unused.rpartition(".")
+    recs = [json.loads(json.dumps(p)) for p in pools]
+    node = recs[1]
+    for part in head.split("."):
+        node = node[part]
+    del node[leaf]
+    stream = b"".join(msgpack.packb(r) for r in recs)
+    proc = run_tool("classify", "-m", path, "-f", "json", input=stream)
+    assert proc.returncode == 1 and unused.encode() in proc.stderr
+    assert len(proc.stdout.decode().splitlines()) == 3
+    proc = run_tool("classify", "-m", path, "--history-lenient", "-f", "json", input=stream)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lenient = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    ref = [model.predict(p) for p in pools]
+    assert [o["highlevel"]["mood_happy"] for o in lenient] == ref
+    # the first record fixes the sizes of one GaiaTransform instance: a first record with a
+    # shorter vector makes every later one fail, unless each record gets a fresh instance
+    recs = [json.loads(json.dumps(p)) for p in pools]
+    node = recs[0]
+    for part in vector.split(".")[:-1]:
+        node = node[part]
+    node[vector.rsplit(".", 1)[1]] = node[vector.rsplit(".", 1)[1]][:-1]
+    stream = b"".join(msgpack.packb(r) for r in recs)
+    proc = run_tool("classify", "-m", path, "-f", "json", input=stream)
+    assert proc.returncode == 1 and proc.stdout == b"" and proc.stderr.count(b"\n") == 4
+    proc = run_tool("classify", "-m", path, "--history-fresh", "-f", "json", input=stream)
+    assert proc.returncode == 1 and proc.stderr.count(b"\n") == 1
+    fresh = [json.loads(line)["highlevel"]["mood_happy"] for line in proc.stdout.splitlines()]
+    assert fresh == ref[1:]
+
+
+def test_msgpack_passthrough_equals_packing(trained, run_tool, tmp_path):
+    """msgpack in and out: records are written back as their own bytes plus highlevel; the
+    result decodes to what packing each record again gives (the JSON output), whatever the
+    map header size, with an existing highlevel, and with faults in the stream."""
+    recs = [json.loads(json.dumps(r)) for r in trained["records"][:6]]
+    for i in range(15 - len(recs[1])):             # 15 top-level keys: fixmap -> map16
+        recs[1][f"extra{i}"] = i
+    recs[2]["highlevel"] = {"other": {"value": "x"}}   # merged, not duplicated
+    stream = b"".join(msgpack.packb(r) for r in recs)
+    outs = []
+    for fmt in ("msgpack", "json"):
+        proc = run_tool("classify", "-m", trained["path"], "-f", fmt, input=stream)
+        assert proc.returncode == 0, proc.stderr.decode()
+        outs.append(proc.stdout)
+    packed = list(msgpack.Unpacker(__import__("io").BytesIO(outs[0]), raw=False))
+    assert packed == [json.loads(line) for line in outs[1].splitlines()]
+    assert len(packed[1]) == 16 and set(packed[2]["highlevel"]) == {"other", "genre"}
+    # a file argument goes the same way
+    (tmp_path / "s.msgpack").write_bytes(stream)
+    proc = run_tool("classify", "-m", trained["path"], "-f", "msgpack", tmp_path / "s.msgpack")
+    assert proc.returncode == 0 and proc.stdout == outs[0]
+    # a non-record item, then a truncated record: the good records are written, each fault
+    # is reported once with its byte offset
+    bad = stream + msgpack.packb([1, 2]) + msgpack.packb(recs[0])[:-3]
+    proc = run_tool("classify", "-m", trained["path"], "-f", "msgpack", input=bad)
+    assert proc.returncode == 1 and proc.stdout == outs[0]
+    err = proc.stderr.decode()
+    assert err.count("\n") == 2 and "item 7" in err and "truncated msgpack stream" in err
+    proc = run_tool("classify", "-m", trained["path"], "-f", "msgpack",
+                    input=stream + b"\xc1" + stream)
+    assert proc.returncode == 1 and proc.stdout == outs[0]
+    assert b"corrupt msgpack stream at byte offset %d" % len(stream) in proc.stderr
+
+
+def test_tensorflow_loader_gets_only_its_options(tmp_path, monkeypatch):
+    """--allow-any-op reaches the TensorFlow loader; .history options do not."""
+    import mirkit.tf.models as tfm
+    seen = {}
+
+    class Fake:
+        name = "head"
+
+    def fake_load_head(path, **options):
+        seen.update(options)
+        return Fake()
+
+    monkeypatch.setattr(tfm, "load_head", fake_load_head)
+    (tmp_path / "head.pb").write_bytes(b"")
+    model = load_model(str(tmp_path / "head.pb"), name="h", fresh=False, lenient=True,
+                       allow_any_op=True)
+    assert seen == {"allow_any_op": True} and model.name == "h"
+    seen.clear()
+    load_model(str(tmp_path / "head.pb"), fresh=True, allow_any_op=None)
+    assert seen == {}

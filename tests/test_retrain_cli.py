@@ -1,7 +1,9 @@
 """retrain: from a .param file or explicit parameters."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mirkit import yamlio
@@ -32,7 +34,8 @@ def project(tmp_path_factory):
     tail = tail[tail.index("\nevaluations:"):]
     (proj / "project.yaml").write_text(head + "classifiers:\n    svm:\n" + PROJECT_GRID + tail)
     proc = subprocess.run([sys.executable, str(BIN / "gridsearch"), "-p", proj / "project.yaml",
-                           "--force"], env=tool_env(), capture_output=True, timeout=120)
+                           "--force", "--history"], env=tool_env(), capture_output=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
     return proj
 
@@ -80,3 +83,64 @@ def test_retrain_uses_the_labels_stored_with_the_dataset(project, run_tool, tmp_
                     "-o", tmp_path / "m.model")
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp_path / "m.model").read_bytes() == (project / "synthetic.model").read_bytes()
+
+
+def _records(project):
+    d = Path(project).parent / "descriptors"
+    return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))]
+
+
+def _same_predictions(history_path, model_path, records):
+    from mirkit.modelio import load_model
+    hist = load_model(str(history_path))
+    model = load_model(str(model_path))
+    mine, theirs = hist.predict_many(records), model.predict_many(records)
+    for m, t in zip(mine, theirs):
+        assert not isinstance(m, Exception), m
+        assert m["value"] == t["value"]
+        for cls, p in t["all"].items():
+            assert np.float32(m["all"][cls]) == np.float32(p)
+    return mine
+
+
+def test_gridsearch_history_beside_model(project):
+    """gridsearch --history: PROJECTDIR/<className>.history predicts as the .model."""
+    mine = _same_predictions(project / "synthetic.history", project / "synthetic.model",
+                             _records(project))
+    assert len({m["value"] for m in mine}) == 3     # a real 3-class problem, not a constant
+
+
+def test_retrain_history(project, run_tool, tmp_path):
+    proc = run_tool("retrain", project / "project.yaml", project / "synthetic.model.param",
+                    "-o", tmp_path / "r.model", "--history")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp_path / "r.history").read_bytes() == (project / "synthetic.history").read_bytes()
+    # classify runs it like any model, and gives the .model's answers
+    recs = _records(project)[:6]
+    stream = "".join(json.dumps(r) + "\n" for r in recs).encode()
+    outs = []
+    for m in ("r.history", "r.model"):
+        proc = run_tool("classify", "-m", tmp_path / m, "--name", "x", "-f", "json", input=stream)
+        assert proc.returncode == 0, proc.stderr.decode()
+        outs.append([json.loads(line)["highlevel"]["x"] for line in proc.stdout.splitlines()])
+    assert [o["value"] for o in outs[0]] == [o["value"] for o in outs[1]]
+    proc = run_tool("gridsearch", "-p", project / "project.yaml", "--no-model", "--history")
+    assert proc.returncode == 2 and b"--no-model" in proc.stderr
+
+
+def test_written_history_runs_in_gaiatransform(project):
+    """Essentia's GaiaTransform (py3.7 oracle) loads gridsearch's .history and agrees."""
+    from mirkit.records import flatten
+    from test_history_oracle import oracle_python, run_oracle
+    python = oracle_python()
+    data = json.loads((project / "synthetic.model").read_text())
+    names = [d["name"] for d in data["inputs"]]
+    records = _records(project)[:15]
+    flat = [{n: flatten(r)[n] for n in names} for r in records]
+    ref = run_oracle(python, project / "synthetic.history", flat)
+    mine = _same_predictions(project / "synthetic.history", project / "synthetic.model", records)
+    for r, m in zip(ref, mine):
+        assert "error" not in r, r
+        assert r["highlevel.synthetic.value"] == m["value"]
+        for cls, p in m["all"].items():
+            assert np.float32(r[f"highlevel.synthetic.all.{cls}"]) == np.float32(p)

@@ -28,6 +28,16 @@ LOADERS = {
 }
 SAVEDMODEL_LOADER = "mirkit.tf.models:load_head"
 
+# loader -> the keyword options it understands; load_model forwards only those, so that one
+# set of classify options (e.g. --allow-any-op, --history-fresh) can be given for models of
+# every kind: an option meant for another kind of model is simply not passed
+LOADER_OPTIONS = {
+    "mirkit.svm.modelfile:load_model": (),
+    "mirkit.gaia.history:load_model": ("fresh", "lenient"),
+    "mirkit.tf.models:load_head": ("allow_any_op", "threads", "batch_size", "input", "output",
+                                   "classes", "embedding_model"),
+}
+
 
 def search_path():
     """Directories searched for a model given by name (design.md §5)."""
@@ -52,13 +62,18 @@ def find_model(spec, suffixes=None):
                       "(MIRKIT_MODELS, ~/.local/share/mirkit/models, models/)", spec)
 
 
-def _call(target, *args, **kwargs):
+def _call(target, path, **options):
+    accepted = LOADER_OPTIONS.get(target, ())
+    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
     module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)(*args, **kwargs)
+    return getattr(importlib.import_module(module), func)(path, **kwargs)
 
 
 def load_model(spec, name=None, **options):
-    """Load a model by path or name; ``name`` overrides its output name."""
+    """Load a model by path or name; ``name`` overrides its output name.
+
+    ``options`` may hold options for any kind of model; each loader gets only the ones it
+    understands (:data:`LOADER_OPTIONS`), and None values are not passed."""
     path = find_model(spec)
     if os.path.isdir(path):
         if not os.path.exists(os.path.join(path, "saved_model.pb")):

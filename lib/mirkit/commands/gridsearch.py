@@ -56,6 +56,10 @@ class GridSearchTool(Tool):
                             help="start over: delete the project's datasets and results first")
         parser.add_argument("--no-model", action="store_true",
                             help="do not retrain the best configuration into a model file")
+        parser.add_argument("--history", action="store_true",
+                            help="also write the best model as a Gaia .history file beside the "
+                                 ".model (PROJECTDIR/<className>.history), loadable by "
+                                 "Essentia's GaiaTransform")
         add_jobs_argument(parser)
 
     def run(self, args):
@@ -64,6 +68,8 @@ class GridSearchTool(Tool):
 
         if not args.project and not args.project_dir:
             self.parser.error("give -d PROJECTDIR (or -p PROJECT)")
+        if args.history and args.no_model:
+            self.parser.error("--history writes the best model: it cannot go with --no-model")
         project = Project.load(args.project) if args.project else None
         project_dir = args.project_dir or os.path.dirname(os.path.abspath(args.project))
         os.makedirs(project_dir, exist_ok=True)
@@ -115,6 +121,9 @@ class GridSearchTool(Tool):
                              train_best=not args.no_model)
         if out["model"]:
             self.info(f"best model written to {out['model']}", 1)
+            if args.history:
+                from .retrain import write_history_beside
+                self.info(f"Gaia history written to {write_history_beside(out['model'])}", 1)
         sys.stdout.write(out["result_line"] + "\n")
         sys.stdout.flush()
         return 0

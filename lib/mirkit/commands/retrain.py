@@ -48,6 +48,9 @@ class RetrainTool(Tool):
                                  "rebuilt (default: the project's 'filelist' key)")
         parser.add_argument("-o", "--output", metavar="MODEL",
                             help="the model file to write (atomically; required)")
+        parser.add_argument("--history", action="store_true",
+                            help="also write the model as a Gaia .history file beside MODEL "
+                                 "(same stem), loadable by Essentia's GaiaTransform")
 
     def run(self, args):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -109,10 +112,34 @@ class RetrainTool(Tool):
                                   cached)
             gt = GroundTruth(project.class_name, base.meta["labels"])
         gt = restrict_groundtruth(gt, base, log)
-        train_model_file(project, gt, base, config, args.output, param=param, log=log,
-                         class_name=args.class_name)
+        data = train_model_file(project, gt, base, config, args.output, param=param, log=log,
+                                class_name=args.class_name)
         self.info(f"model written to {args.output}", 1)
+        if args.history:
+            self.info(f"Gaia history written to {write_history_beside(args.output, data)}", 1)
         return 0
+
+
+def history_path(model_path):
+    """``X.model`` -> ``X.history`` (any other name gets ``.history`` appended)."""
+    stem, ext = os.path.splitext(model_path)
+    return (stem if ext.lower() == ".model" else model_path) + ".history"
+
+
+def write_history_beside(model_path, data=None):
+    """Write the Gaia ``.history`` equivalent of a mirkit ``.model`` beside it (atomically);
+    returns its path. A chain Gaia cannot express raises MirkitError naming the model."""
+    from ..gaia.history_writer import chain_from_model_data, write_history
+    from ..svm.modelfile import read_model_data
+
+    if data is None:
+        data = read_model_data(model_path)
+    path = history_path(model_path)
+    try:
+        write_history(path, chain_from_model_data(data))
+    except MirkitError as exc:
+        raise MirkitError(f"cannot write the Gaia history: {exc.reason}", model_path) from None
+    return path
 
 
 def _num(value):

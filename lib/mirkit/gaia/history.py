@@ -26,6 +26,8 @@ across records (history-format.md §10); :meth:`HistoryModel.reset` forgets them
 import functools
 import math
 import os
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -295,9 +297,10 @@ class _Svm:
             decs.append(list(self.libsvm.decision_values(x[i])))
         out = []
         if not self.probability:
-            for dec in decs:
-                label = self.libsvm.labels[vote(dec, k)]
-                out.append({"value": self.classes[label], "probability": None, "all": {}})
+            labels, classes = self.libsvm.labels, self.classes
+            winners = [vote(decs[0], k)] if n == 1 else _votes(decs, k)
+            for w in winners:
+                out.append({"value": classes[labels[w]], "probability": None, "all": {}})
             return out
         a, b = self.libsvm.prob_a, self.libsvm.prob_b
         if n == 1:
@@ -622,9 +625,133 @@ class HistoryModel:
             self.svm.reset()
 
     # -- running --------------------------------------------------------------------------
+    # A record is checked completely (presence, types, sizes) by _extract_checked. Records of
+    # a stream nearly always share one layout: the top-level types of the input descriptors
+    # (the record's "signature") decide how each value is flattened, so once a record of a
+    # signature has passed the full check, later records of that signature take a fast path
+    # (one itemgetter per parent map, flattening by kind, one numpy conversion) that only
+    # checks what can still differ: lengths, matrix shapes, string contents. Anything
+    # unexpected falls back to the full check, which reports it. Rows are identical.
+    MAX_PLANS = 256
+
     def _extract(self, record):
         """Record -> (float32 row of the fixed Real region, {string name: tuple}); checks
         presence and types of every input descriptor, and the fixlength sizes."""
+        plans = getattr(self, "_plans", None)
+        if plans is None:
+            plans = self._fast_setup()
+        ok_sizes = self._fix_sizes is None or self._fix_sizes == self._expected_sizes
+        vals = sig = None
+        if ok_sizes and type(record) is dict:
+            try:
+                nodes = {"": record}
+                for path, parent, key in self._parents:
+                    nodes[path] = nodes[parent][key]
+                vals = []
+                for parent, getter in self._fast_groups:
+                    vals.extend(getter(nodes[parent]))
+                sig = tuple(map(type, vals))
+                plan = plans.get(sig)
+                if plan is not None:
+                    res = self._extract_fast(vals, plan)
+                    if self._fix_sizes is None:
+                        self._fix_sizes = list(self._expected_sizes)
+                    return res
+            except Exception:       # noqa: BLE001 - the full check names the problem
+                pass
+        res = self._extract_checked(record)
+        if sig is not None and len(plans) < self.MAX_PLANS \
+                and self._fix_sizes == self._expected_sizes:
+            plan = self._make_plan(vals)
+            if plan is not None:
+                plans[sig] = plan
+        return res
+
+    def _fast_setup(self):
+        groups = {}
+        for i, (key, parent, leaf, dtype) in enumerate(self._required):
+            groups.setdefault(parent, []).append((leaf, i))
+        self._fast_groups = []
+        pos = {}
+        for parent, items in groups.items():
+            self._fast_groups.append((parent, _getter([leaf for leaf, _ in items])))
+            for leaf, i in items:
+                pos[i] = len(pos)
+        self._fast_pos = pos
+        self._plans = {}
+        return self._plans
+
+    def _make_plan(self, vals):
+        """Flattening plan from the values of a record that passed the full check."""
+        pos = self._fast_pos
+        template = np.zeros(self._real_total, dtype=np.float32)
+        kinds = {"s": ([], []), "v": ([], []), "m": ([], [])}
+        lens, msizes = [], []
+        start = 0
+        for (key, idx, default), size in zip(self._real_plan, self._real_sizes):
+            cols = list(range(start, start + size))
+            start += size
+            if idx is None:
+                template[cols] = np.asarray(default, dtype=np.float64).astype(np.float32)
+                continue
+            v = vals[pos[idx]]
+            tv = type(v)
+            if tv is float or tv is int:
+                kind = "s"
+            elif tv is list and v and type(v[0]) is list:
+                kind = "m"
+                msizes.append(size)
+            elif tv is list:
+                kind = "v"
+                lens.append(size)
+            else:
+                return None
+            kinds[kind][0].append(pos[idx])
+            kinds[kind][1].extend(cols)
+        strings = [(name, None if idx is None else pos[idx], default, size)
+                   for (name, idx, default), size in zip(self._str_plan, self._str_sizes)]
+        rowpos = np.asarray(kinds["s"][1] + kinds["v"][1] + kinds["m"][1], dtype=np.intp)
+        return (_getter(kinds["s"][0]), _getter(kinds["v"][0]), lens,
+                _getter(kinds["m"][0]), msizes, rowpos, template, strings)
+
+    def _extract_fast(self, vals, plan):
+        sget, vget, lens, mget, msizes, rowpos, template, strings = plan
+        vecs = vget(vals)
+        if list(map(len, vecs)) != lens:
+            raise ValueError("lengths")
+        flat = list(sget(vals))
+        flat.extend(chain.from_iterable(vecs))
+        for v, size in zip(mget(vals), msizes):
+            rows, cols = len(v), len(v[0])
+            if 2 + rows * cols != size or set(map(len, v)) != {cols}:
+                raise ValueError("matrix shape")
+            flat.append(rows)
+            flat.append(cols)
+            flat.extend(chain.from_iterable(v))
+        arr = np.array(flat, dtype=np.float32)
+        if arr.shape != rowpos.shape:
+            raise ValueError("values")
+        row = template.copy()
+        row[rowpos] = arr
+        strs = {}
+        for name, p, default, size in strings:
+            if p is None:
+                t = default
+            else:
+                v = vals[p]
+                if type(v) is str:
+                    t = (v,)
+                else:
+                    t = tuple(v)
+                    if not all(type(x) is str for x in t):
+                        raise ValueError("strings")
+            if len(t) != size:
+                raise ValueError("string length")
+            strs[name] = t
+        return row, strs
+
+    def _extract_checked(self, record):
+        """The complete check of :meth:`_extract` (every path leads here on any doubt)."""
         if type(record) is not dict:
             raise MirkitError("not a record (a map of descriptors)",
                               record_id(record) if isinstance(record, dict) else None)
@@ -828,6 +955,32 @@ class HistoryModel:
 
 class _Unusable(Exception):
     pass
+
+
+def _votes(decs, k):
+    """:func:`~mirkit.gaia.history_svm.vote` for many rows at once: one-vs-one votes (a
+    positive decision value votes for the first class of the pair), the winner being the
+    lowest index among the most voted (argmax returns the first maximum)."""
+    positive = np.asarray(decs, dtype=np.float64).reshape(len(decs), -1) > 0
+    votes = np.zeros((len(decs), k), dtype=np.intp)
+    p = 0
+    for i in range(k):
+        for j in range(i + 1, k):
+            votes[:, i] += positive[:, p]
+            votes[:, j] += ~positive[:, p]
+            p += 1
+    return np.argmax(votes, axis=1).tolist()
+
+
+def _getter(keys):
+    """A function giving the tuple of ``obj[k]`` for ``keys`` (itemgetter, always a tuple)."""
+    keys = list(keys)
+    if not keys:
+        return lambda obj: ()
+    if len(keys) == 1:
+        k = keys[0]
+        return lambda obj: (obj[k],)
+    return itemgetter(*keys)
 
 
 def _is_numbers(v):
