@@ -10,8 +10,7 @@ repeated into a stream of --records records and classified with mirkit
 The oracle (optional) is Essentia's ``GaiaTransform`` from essentia==2.1b6.dev234, the last
 wheel that can run .history files; it needs Python 3.7 (history-format.md §12)::
 
-    ~/.pyenv/versions/3.7*/bin/python -m venv /work/venv37
-    /work/venv37/bin/pip install essentia==2.1b6.dev234
+    make oracle-gaia        # Python 3.7 venv in .oracle-gaia/ with essentia==2.1b6.dev234
 
 It runs in a subprocess of that interpreter, with ONE GaiaTransform instance reused for all
 pools (its best case) and the pools already loaded into essentia Pools, so only the transform
@@ -92,7 +91,9 @@ def main():
                     help="measure only these reference models (e.g. mood_happy; repeatable)")
     ap.add_argument("--no-cli", action="store_true",
                     help="skip the end-to-end 'classify' measurement (msgpack in and out)")
-    ap.add_argument("--oracle-python", default="/work/venv37/bin/python",
+    ap.add_argument("--oracle-python", default=os.environ.get("MIRKIT_GAIA_ORACLE_PYTHON") or os.path.join(
+                        os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        ".oracle-gaia", "bin", "python"),
                     help="Python 3.7 with essentia==2.1b6.dev234 (skipped if absent)")
     ap.add_argument("--oracle-repeat", type=int, default=3,
                     help="timed passes over the 30 pools for the oracle, best kept (default 3)")

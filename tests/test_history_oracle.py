@@ -2,10 +2,8 @@
 
 Only essentia==2.1b6.dev234 (Python 3.7) can run .history files (history-format.md §12), so the
 oracle runs in a subprocess of that interpreter: $MIRKIT_GAIA_ORACLE_PYTHON, or
-../venv37/bin/python. The test skips when neither is available:
-
-    ~/.pyenv/versions/3.7*/bin/python -m venv ../venv37
-    ../venv37/bin/pip install essentia==2.1b6.dev234
+.oracle-gaia/bin/python in the project (made by `make oracle-gaia`). The test skips when
+neither is available.
 """
 
 import json
@@ -58,8 +56,8 @@ _probe = {}
 
 
 def oracle_python():
-    cand = os.environ.get("MIRKIT_GAIA_ORACLE_PYTHON") or str(ROOT.parent / "venv37" / "bin"
-                                                              / "python")
+    cand = (os.environ.get("MIRKIT_GAIA_ORACLE_PYTHON")
+            or str(ROOT / ".oracle-gaia" / "bin" / "python"))
     if not os.path.exists(cand):
         pytest.skip("no Python 3.7 with essentia==2.1b6.dev234 (MIRKIT_GAIA_ORACLE_PYTHON)")
     if cand not in _probe:
