@@ -210,11 +210,15 @@ def extract_file(path, options=None, source=None, timings=None):
                               "(mirkit.tf.extract.run_models is missing)", shown) from None
         data, sr_in, _ = audio_mod.read_audio(path)
         a0, a1 = int(t0 * sr_in), min(len(data), int(min(t1, 1e9) * sr_in))
-        tf_result = run_models(data[a0:max(a0, a1)], float(sr_in), list(models),
+        decoded_models = len(data)
+        audio = data[a0:max(a0, a1)]
+        if audio.ndim == 2:  # the models' own mono mix, made here so the decoded copy can go
+            audio = audio.mean(axis=1, dtype=np.float32)
+        del data
+        tf_result = run_models(audio, float(sr_in), list(models),
                                embeddings=bool(opts.get("embeddings")),
                                allow_any_op=bool(opts.get("allow_any_op")))
-        decoded_models = len(data)
-        del data
+        del audio
         clock.lap("models")
         if not descriptors and not want_frames:
             # models only: the metadata comes from this decode; no second decode and no
