@@ -1,39 +1,58 @@
 #!/usr/bin/env python3
-"""Benchmark: mirkit gridsearch vs scikit-learn GridSearchCV(SVC) on Gaia's grid.
+"""Benchmark: mirkit gridsearch vs scikit-learn GridSearchCV(SVC) on Gaia's full default grid.
 
-Target (issue 3): the full default Gaia grid (6 preprocessings x 2 kernels x 9 C x 8 gamma
-x 2 balance = 1728 configurations x 5 folds) on 1000 tracks x ~900 dims in at least 20x less
+Target (issue 3): the full default Gaia grid (6 preprocessings x 2 kernels x 9 C x 8 gamma x
+2 balance = 1728 configurations x 5 folds) on 1000 tracks x ~900 dims in at least 20x less
 time than GridSearchCV(SVC, n_jobs=2) over the same grid and folds, with identical
 per-configuration accuracies.
 
-What it does:
+What it measures:
 
-1. writes N synthetic descriptor files (Essentia JSON, 2.1-beta5 layout, ~880 dims after
+1. It writes N synthetic descriptor files (Essentia JSON, 2.1-beta5 layout, 865 dims after
    ``basic``; :mod:`mirkit.svm.synthetic`, 4 balanced classes) with a groundtruth and a
-   filelist;
-2. for the ``basic`` (865 dims) and ``mfcc`` (13 dims) preprocessings, on the subset grid
-   (both kernels x C in {-5,1,7} x gamma in {1,-3,-7} x both balance settings: 36
-   configurations, 180 fits each):
-   * times ``bin/gridsearch -j 2`` end to end (loading the files, merging, the preprocessing,
-     the grid, report.tsv, retraining the best model); CPU time includes the pool workers,
-     which gridsearch reports with ``-v``;
-   * times scikit-learn ``GridSearchCV(Pipeline(GaiaScaler, SVC), n_jobs=2)`` on the same
-     features (mirkit's preprocessed dataset), Gaia's folds given as ``cv``, ``refit=False``;
-     ``GaiaScaler`` applies the same per-fold cleaner + min-max as Gaia (enum codes
-     unscaled), so both sides train on identical features; joblib's workers are reaped so
-     that their CPU time counts;
-3. compares, configuration by configuration and fold by fold, the numbers of correct test
-   predictions (scikit-learn's per-fold scores x fold sizes vs mirkit's ``.result`` files);
-4. extrapolates both sides to the full default grid (8x the subset's C x gamma; ``basic``
-   standing for the five preprocessings with hundreds of dims -- an overestimate for lowlevel
-   and nobands -- and ``mfcc`` for itself): the full scikit-learn run (8640 fits, about half
-   an hour of CPU) is too long for a shared 2-core machine. ``--full`` also times mirkit on
-   the real full grid.
+   filelist.
+2. mirkit: ``bin/gridsearch -j JOBS -v`` on the FULL default grid, end to end (loading the
+   files, merging, the six preprocessings, the grid, 1728 .param/.result files, report.tsv,
+   retraining the best model with probabilities). Wall time, and CPU time = the gridsearch
+   process + its pool workers (which it reports with -v). Per preprocessing: the grid's
+   CPU time in the workers.
+3. scikit-learn: ``GridSearchCV(Pipeline(GaiaScaler, SVC), n_jobs=JOBS, refit=False)`` on
+   the same features (mirkit's preprocessed datasets; ``GaiaScaler`` = Gaia's per-fold
+   cleaner + independent min-max, enum codes unscaled, exactly what mirkit feeds libsvm),
+   with Gaia's folds given as ``cv``, over, per preprocessing:
+   * a stratified sample of the configurations: for each (kernel, balance) cell, every C
+     once, each with a different gamma (gamma index = C index + an offset that differs per
+     cell and per preprocessing, so one preprocessing's 36 configurations cover 36 distinct
+     (C, gamma) pairs and the six preprocessings cover all 72 several times) -- 36 of 288
+     configurations, 180 fits;
+   * or all 288 configurations (``--sklearn-full PREP``; default: ``mfcc``, whose cost is
+     dominated by a few slow high-C polynomial solves that a sample would estimate badly).
+   Wall and CPU (this process + the joblib workers, read from /proc, workers started
+   before the clock starts) are measured per preprocessing; a sampled preprocessing is
+   extrapolated to its 288 configurations by the factor 288 / sampled configurations (the
+   sample is balanced over kernel, C, gamma and balance, so the factor is the ratio of fit
+   counts); the total is the sum over the six preprocessings.
+4. Identical accuracies: for every configuration scikit-learn ran, the number of correct
+   test predictions per fold must equal mirkit's (from its .result files).
 
-CPU time is the meaningful measure on a machine shared with other jobs; wall times are
-printed too.
+Ratios are printed overall (wall and CPU, mirkit end to end against scikit-learn's grid
+alone) and per preprocessing (CPU: scikit-learn's extrapolated CPU over mirkit's grid CPU
+for that preprocessing). CPU time is the meaningful measure on a machine shared with other
+jobs; wall times are printed too.
 
-Usage: python benchmarks/bench_gridsearch.py [--tracks 1000] [--full] [--sklearn-full]
+Measured on the shared 2-core machine (load average 2.5-4 from other jobs), 1000 tracks,
+-j 2: mirkit 61.6 s wall / 88.2 s CPU (grid 80.8 s CPU, of which mfcc 51 s; workers idle at
+the end 0.0 and 0.3 s); an earlier run under heavier load 104 s wall / 91.5 s CPU.
+scikit-learn: 2340 fits measured (the five 180-fit samples + all 1440 mfcc fits), 1377 s
+wall / 1285 s CPU extrapolated to 8640 fits. Ratio 22.4x wall (13.2x in the heavier-load
+run; wall times depend on the other jobs), 14.6x CPU; per preprocessing (CPU) 36-43x for
+the four with 647-865 dims, 23x nobands, 4.2x mfcc. 468/468 compared configurations
+identical fold by fold; the .result files of three mirkit runs identical byte for byte.
+
+Usage: python benchmarks/bench_gridsearch.py [--tracks 1000] [--jobs 2]
+       [--sklearn-full mfcc] [--preps basic,...] [--keep DIR] [--no-sklearn]
+       [--sklearn-from EARLIER_OUTPUT]
+Takes about 1.5-2 min for mirkit and 4-6 min for scikit-learn (2 cores, 2 jobs).
 """
 
 import argparse
@@ -47,70 +66,102 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "lib"))
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ["OMP_NUM_THREADS"] = "1"
 
 import numpy as np  # noqa: E402
 
-SUBSET = {"preprocessing": ["basic", "mfcc"], "C": [-5, 1, 7], "gamma": [1, -3, -7]}
+PREPS = ["basic", "lowlevel", "nobands", "normalized", "gaussianized", "mfcc"]
+KERNELS = ["poly", "rbf"]
+CS = list(range(-5, 12, 2))                 # 9 values
+GAMMAS = [3, 1, -1, -3, -5, -7, -9, -11]    # 8 values
+BALANCE = [False, True]
+FULL_PER_PREP = len(KERNELS) * len(CS) * len(GAMMAS) * len(BALANCE)  # 288
 
 
-def project_text(template, subset, preps=None):
-    """The default 2.1-beta5 project, optionally with the grid cut to the subset."""
-    if not subset:
-        return template
-    preps = preps or SUBSET["preprocessing"]
+def sample_configs(prep_index):
+    """36 configurations: per (kernel, balance) cell, each C once with gamma index
+    (C index + offset) mod 8, offset = 2*kernel + balance + prep index (distinct per cell)."""
     out = []
-    for line in template.splitlines():
-        s = line.strip()
-        if s.startswith("- preprocessing:"):
-            line = line.split("[")[0] + "[ " + ", ".join(preps) + " ]"
-        elif s.startswith("C:"):
-            line = line.split("[")[0] + "[ " + ", ".join(map(str, SUBSET["C"])) + " ]"
-        elif s.startswith("gamma:"):
-            line = line.split("[")[0] + "[ " + ", ".join(map(str, SUBSET["gamma"])) + " ]"
-        out.append(line)
-    return "\n".join(out) + "\n"
+    for k, kernel in enumerate(KERNELS):
+        for b, balance in enumerate(BALANCE):
+            offset = 2 * k + b + prep_index
+            for i, c in enumerate(CS):
+                out.append((kernel, c, GAMMAS[(i + offset) % len(GAMMAS)], balance))
+    return out
 
 
-def run_mirkit(workdir, gt, fl, subset, jobs, preps=None):
-    """Time bin/gridsearch end to end. Returns (project dir, wall, CPU, grid CPU, RESULT)."""
+def all_configs():
+    return [(k, c, g, b) for k in KERNELS for c in CS for g in GAMMAS for b in BALANCE]
+
+
+def cpu_self_and_children():
+    """CPU seconds of this process, its reaped children, and its live children (read from
+    /proc: the joblib workers stay alive between searches)."""
+    t = os.times()
+    total = t.user + t.system + t.children_user + t.children_system
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == me:  # ppid
+            total += sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+# mirkit
+# ---------------------------------------------------------------------------------------
+
+def run_mirkit(workdir, gt, fl, jobs):
+    """bin/gridsearch on the full default grid. Returns a dict of timings."""
     from mirkit.gaia.project import template_text
-    name = ("proj-" + "-".join(preps)) if preps else ("proj-subset" if subset else "proj-full")
-    pdir = os.path.join(workdir, name)
+    pdir = os.path.join(workdir, "proj-full")
     os.makedirs(pdir, exist_ok=True)
     text = template_text("2.1-beta5", "synthetic", os.path.join(pdir, "datasets"),
                          os.path.join(pdir, "results"), fl, gt, seed=1)
     pfile = os.path.join(pdir, "project.yaml")
     with open(pfile, "w") as fh:
-        fh.write(project_text(text, subset, preps))
+        fh.write(text)
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "lib"), OMP_NUM_THREADS="1")
     t0 = time.time()
     r0 = os.times()
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "gridsearch"), gt, fl,
-                           "-p", pfile, "-j", str(jobs), "-v"], env=env, capture_output=True,
-                          text=True)
+                           "-p", pfile, "-j", str(jobs), "-v", "--force"], env=env,
+                          capture_output=True, text=True)
     wall = time.time() - t0
     r1 = os.times()
-    # the gridsearch process itself (its pool workers are not its reaped children: it
-    # reports their CPU time on stderr with -v)
-    cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
-    grid = 0.0
-    for line in proc.stderr.splitlines():
-        if "grid CPU per preprocessing" in line:
-            print("  " + line.split(": ", 1)[1])
-        if "s CPU in the workers" in line:
-            value = float(line.split(" s CPU in the workers")[0].split()[-1])
-            cpu += value
-            if "grid:" in line:
-                grid = value
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit("gridsearch failed")
-    return pdir, wall, cpu, grid, proc.stdout.strip()
+    # the gridsearch process itself; its pool workers are not reaped into it (forkserver
+    # children), it reports their CPU time with -v
+    main_cpu = (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+    worker_cpu, grid_cpu, per_prep, grid_line = 0.0, 0.0, {}, ""
+    for line in proc.stderr.splitlines():
+        if "grid CPU per preprocessing:" in line:
+            for part in line.split(":", 2)[2].split(","):
+                name, value = part.split()[:2]
+                per_prep[name] = float(value)
+        if "s CPU in the workers" in line:
+            value = float(line.split(" s CPU in the workers")[0].split()[-1])
+            worker_cpu += value
+            if "grid:" in line:
+                grid_cpu = value
+                grid_line = line.split("grid:", 1)[1].strip()
+    return {"dir": pdir, "wall": wall, "cpu": main_cpu + worker_cpu, "main_cpu": main_cpu,
+            "grid_cpu": grid_cpu, "grid_cpu_per_prep": per_prep,
+            "grid_line": grid_line, "result_line": proc.stdout.strip()}
 
 
 def mirkit_fold_counts(pdir):
-    """{(kernel, C, gamma, balance): [correct per fold]} from the .result files."""
+    """{(prep, kernel, C, gamma, balance): [correct per fold]} from the .result files."""
     from mirkit import yamlio
     from mirkit.gaia.metrics import ConfusionMatrix
     out = {}
@@ -127,22 +178,21 @@ def mirkit_fold_counts(pdir):
                 for pid in ids:
                     f = cm.fold[pid]
                     counts[f] = counts.get(f, 0) + (exp == pred)
-        key = (model["preprocessing"], model["kernel"].lower(), model["C"], model["gamma"],
-               bool(model["balanceClasses"]))
+        key = (model["preprocessing"], model["kernel"].lower(), int(model["C"]),
+               int(model["gamma"]), bool(model["balanceClasses"]))
         out[key] = [counts.get(f, 0) for f in range(5)]
     return out
 
 
-def run_sklearn(pdir, gt_path, full, jobs, prep):
-    from sklearn.base import BaseEstimator, TransformerMixin
-    from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
-    from sklearn.svm import SVC
+# ---------------------------------------------------------------------------------------
+# scikit-learn
+# ---------------------------------------------------------------------------------------
 
+def sklearn_setup(pdir, gt_path, prep):
     from mirkit.gaia.dataset import Dataset
     from mirkit.gaia.folds import gaia_folds
     from mirkit.gaia.groundtruth import load_groundtruth
-    from mirkit.svm.features import FeatureBlock, fit_scaling
+    from mirkit.svm.features import FeatureBlock
 
     pds = Dataset.load(os.path.join(pdir, "datasets", f"synthetic-{prep}.npz"))
     block = FeatureBlock.from_dataset(pds)
@@ -152,6 +202,13 @@ def run_sklearn(pdir, gt_path, full, jobs, prep):
     _, fold_of = gaia_folds(gt.labels, 5, 1)
     fold = np.array([fold_of[p] for p in pds.ids])
     cv = [(np.nonzero(fold != f)[0], np.nonzero(fold == f)[0]) for f in range(5)]
+    return block, y, cv
+
+
+def make_scaler(block):
+    from sklearn.base import BaseEstimator, TransformerMixin
+
+    from mirkit.svm.features import FeatureBlock, fit_scaling
 
     class GaiaScaler(BaseEstimator, TransformerMixin):
         """Gaia's per-fold cleaner + independent min-max (enum codes unscaled)."""
@@ -164,26 +221,27 @@ def run_sklearn(pdir, gt_path, full, jobs, prep):
         def transform(self, X):
             return self.scaling_.apply(X.astype(np.float32))
 
-    Cs = list(range(-5, 12, 2)) if full else SUBSET["C"]
-    gammas = [3, 1, -1, -3, -5, -7, -9, -11] if full else SUBSET["gamma"]
-    grid = {"svc__kernel": ["poly", "rbf"], "svc__C": [2.0 ** c for c in Cs],
-            "svc__gamma": [2.0 ** g for g in gammas], "svc__class_weight": [None, "balanced"]}
-    pipe = Pipeline([("scale", GaiaScaler()), ("svc", SVC(degree=3, coef0=0.0, tol=1e-3,
-                                                          cache_size=100, shrinking=True))])
+    return GaiaScaler()
+
+
+def run_sklearn(pdir, gt_path, prep, configs, jobs):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC
+
+    block, y, cv = sklearn_setup(pdir, gt_path, prep)
+    grid = [{"svc__kernel": [k], "svc__C": [2.0 ** c], "svc__gamma": [2.0 ** g],
+             "svc__class_weight": ["balanced" if b else None]} for k, c, g, b in configs]
+    pipe = Pipeline([("scale", make_scaler(block)),
+                     ("svc", SVC(degree=3, coef0=0.0, tol=1e-3, cache_size=100,
+                                 shrinking=True))])
     search = GridSearchCV(pipe, grid, cv=cv, n_jobs=jobs, refit=False, scoring="accuracy",
                           error_score=np.nan)
+    c0 = cpu_self_and_children()
     t0 = time.time()
-    r0 = os.times()
     search.fit(block.matrix, y)
     wall = time.time() - t0
-    try:  # reap joblib's worker processes so that their CPU time is counted
-        from joblib.externals.loky import get_reusable_executor
-        get_reusable_executor().shutdown(wait=True)
-    except Exception:  # pragma: no cover - depends on the joblib version
-        pass
-    r1 = os.times()
-    cpu = (r1.user - r0.user) + (r1.system - r0.system) + \
-        (r1.children_user - r0.children_user) + (r1.children_system - r0.children_system)
+    cpu = cpu_self_and_children() - c0
     sizes = [len(t) for _, t in cv]
     counts = {}
     res = search.cv_results_
@@ -191,70 +249,133 @@ def run_sklearn(pdir, gt_path, full, jobs, prep):
         key = (prep, params["svc__kernel"], int(round(np.log2(params["svc__C"]))),
                int(round(np.log2(params["svc__gamma"]))), params["svc__class_weight"] is not None)
         counts[key] = [int(round(res[f"split{f}_test_score"][i] * sizes[f])) for f in range(5)]
-    return wall, cpu, len(res["params"]) * 5, counts
+    return {"wall": wall, "cpu": cpu, "configs": len(configs), "fits": 5 * len(configs)}, counts
 
+
+def warm_up_workers(jobs):
+    """Start joblib's reusable workers before any clock starts (and import SVC in them)."""
+    from joblib import Parallel, delayed
+    Parallel(n_jobs=jobs)(delayed(_import_svc)() for _ in range(2 * jobs))
+
+
+def _import_svc():
+    from sklearn.svm import SVC  # noqa: F401
+    return os.getpid()
+
+
+# ---------------------------------------------------------------------------------------
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tracks", type=int, default=1000)
     ap.add_argument("--classes", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--full", action="store_true", help="also time mirkit on the full grid")
-    ap.add_argument("--sklearn-full", action="store_true",
-                    help="time scikit-learn on the full basic grid (slow)")
+    ap.add_argument("--preps", default=",".join(PREPS),
+                    help="preprocessings to run scikit-learn on (default: all six)")
+    ap.add_argument("--sklearn-full", default="mfcc",
+                    help="comma-separated preprocessings run by scikit-learn over all 288 "
+                         "configurations instead of the 36-configuration sample ('' for none)")
+    ap.add_argument("--no-sklearn", action="store_true", help="time mirkit only")
+    ap.add_argument("--skip-mirkit", action="store_true",
+                    help="reuse the mirkit run kept in --keep DIR (timings from its "
+                         "bench-mirkit.json)")
+    ap.add_argument("--sklearn-from", metavar="FILE",
+                    help="reuse the scikit-learn timings of an earlier run's output (its last "
+                         "line, the JSON summary) instead of running scikit-learn again; the "
+                         "accuracy check is then skipped")
     ap.add_argument("--keep", metavar="DIR", help="work in DIR and keep it")
     args = ap.parse_args()
 
     from mirkit.svm.synthetic import write_dataset
     workdir = args.keep or tempfile.mkdtemp(prefix="bench-gridsearch-")
     os.makedirs(workdir, exist_ok=True)
-    t0 = time.time()
-    gt, fl = write_dataset(workdir, args.tracks, args.classes, seed=7, separation=0.25)
-    print(f"wrote {args.tracks} descriptor files in {time.time() - t0:.1f} s ({workdir})")
+    gt = os.path.join(workdir, "groundtruth.yaml")
+    fl = os.path.join(workdir, "filelist.yaml")
+    if not (args.skip_mirkit and os.path.exists(gt)):
+        t0 = time.time()
+        gt, fl = write_dataset(workdir, args.tracks, args.classes, seed=7, separation=0.25)
+        print(f"wrote {args.tracks} descriptor files in {time.time() - t0:.1f} s ({workdir})")
 
-    ours, theirs = {}, {}
-    mk, sk = {}, {}
-    for prep in SUBSET["preprocessing"]:
-        pdir, wall, cpu, grid, line = run_mirkit(workdir, gt, fl, True, args.jobs, [prep])
-        mk[prep] = (wall, cpu, grid)
-        print(f"mirkit {prep} subset (36 configs x 5 folds; loading {args.tracks} files, merging, "
-              f"preprocessing, report and final model included): {wall:.1f} s wall, {cpu:.1f} s "
-              f"CPU, of which the grid {grid:.1f} s CPU ({grid / 180 * 1000:.0f} CPU ms per fit)"
-              f"\n  {line}")
-        ours.update(mirkit_fold_counts(pdir))
-        w, c, n, counts = run_sklearn(pdir, gt, args.sklearn_full, args.jobs, prep)
-        sk[prep] = (w, c, n)
-        print(f"scikit-learn GridSearchCV(SVC) n_jobs={args.jobs}, {prep}: {n} fits in {w:.1f} s "
-              f"wall, {c:.1f} s CPU ({c / n * 1000:.0f} CPU ms per fit)")
-        print(f"  ratio {prep}: wall {w / wall:.1f}x, CPU {c / cpu:.1f}x (grid only: "
-              f"{c / grid:.1f}x)")
-        theirs.update(counts)
-    same = sum(1 for k in theirs if k in ours and ours[k] == theirs[k])
-    differ = [k for k in theirs if k in ours and ours[k] != theirs[k]]
-    print(f"per-configuration, per-fold correct counts identical: {same}/{len(theirs)}"
+    saved = os.path.join(workdir, "bench-mirkit.json")
+    if args.skip_mirkit:
+        with open(saved) as fh:
+            mk = json.load(fh)
+    else:
+        mk = run_mirkit(workdir, gt, fl, args.jobs)
+        with open(saved, "w") as fh:
+            json.dump(mk, fh)
+    print(f"mirkit full default grid (1728 configurations x 5 folds = 8640 fits; loading "
+          f"{args.tracks} files, merging, 6 preprocessings, result files, report and final model "
+          f"included), -j {args.jobs}: {mk['wall']:.1f} s wall, {mk['cpu']:.1f} s CPU "
+          f"(grid {mk['grid_cpu']:.1f} s CPU in the workers, "
+          f"{mk['grid_cpu'] / 8640 * 1000:.1f} CPU ms per fit)\n  {mk['result_line']}")
+    print(f"  grid: {mk.get('grid_line', '')}")
+    print("  grid CPU per preprocessing: " + ", ".join(
+        f"{k} {v:.1f} s" for k, v in mk["grid_cpu_per_prep"].items()))
+    result = {"tracks": args.tracks, "jobs": args.jobs, "mirkit": mk}
+    if args.no_sklearn:
+        print(json.dumps(result))
+        return
+
+    ours = mirkit_fold_counts(mk["dir"])
+    full_preps = {p for p in args.sklearn_full.split(",") if p}
+    earlier = None
+    if args.sklearn_from:
+        with open(args.sklearn_from) as fh:
+            earlier = json.loads(fh.read().strip().splitlines()[-1])["sklearn"]
+    else:
+        warm_up_workers(args.jobs)
+    sk, compared, same, differ = {}, 0, 0, []
+    for pi, prep in enumerate(PREPS):
+        if prep not in args.preps.split(","):
+            continue
+        if earlier is not None:
+            if prep not in earlier:
+                continue
+            m = dict(earlier[prep])
+            counts = {}
+            print(f"(scikit-learn {prep}: timings from {args.sklearn_from})")
+        else:
+            configs = all_configs() if prep in full_preps else sample_configs(pi)
+            m, counts = run_sklearn(mk["dir"], gt, prep, configs, args.jobs)
+        m["factor"] = FULL_PER_PREP / m["configs"]
+        m["full_wall"] = m["wall"] * m["factor"]
+        m["full_cpu"] = m["cpu"] * m["factor"]
+        if earlier is None:
+            m["identical"] = sum(1 for k in counts if ours.get(k) == counts[k])
+            m["compared"] = len(counts)
+        sk[prep] = m
+        compared += len(counts)
+        same += sum(1 for k in counts if ours.get(k) == counts[k])
+        differ += [k for k in counts if ours.get(k) != counts[k]]
+        mine = mk["grid_cpu_per_prep"].get(prep)
+        how = ("all 288 configurations" if m["factor"] == 1 else
+               f"stratified sample of {m['configs']} configurations, x {m['factor']:g} to 288")
+        print(f"scikit-learn {prep} ({how}): measured {m['fits']} fits in {m['wall']:.1f} s wall, "
+              f"{m['cpu']:.1f} s CPU ({m['cpu'] / m['fits'] * 1000:.0f} CPU ms per fit) -> "
+              f"full {prep} {m['full_wall']:.0f} s wall, {m['full_cpu']:.0f} s CPU; mirkit grid "
+              f"{mine:.1f} s CPU -> CPU ratio {m['full_cpu'] / mine:.1f}x; identical "
+              f"{m['identical']}/{m['compared']}" + (" (in the earlier run)" if earlier else ""),
+              flush=True)
+    result["sklearn"] = sk
+    if len(sk) == len(PREPS):
+        sk_wall = sum(m["full_wall"] for m in sk.values())
+        sk_cpu = sum(m["full_cpu"] for m in sk.values())
+        measured_fits = sum(m["fits"] for m in sk.values())
+        print(f"scikit-learn full grid (8640 fits; {measured_fits} measured, the rest "
+              f"extrapolated per preprocessing as above): {sk_wall:.0f} s wall, {sk_cpu:.0f} s CPU")
+        print(f"RATIO full grid, scikit-learn (grid only) / mirkit (end to end): wall "
+              f"{sk_wall / mk['wall']:.1f}x, CPU {sk_cpu / mk['cpu']:.1f}x (grid CPU only: "
+              f"{sk_cpu / mk['grid_cpu']:.1f}x)")
+        result.update(sklearn_full_wall=sk_wall, sklearn_full_cpu=sk_cpu,
+                      ratio_wall=sk_wall / mk["wall"], ratio_cpu=sk_cpu / mk["cpu"])
+    if earlier is not None:
+        print("accuracy check skipped (--sklearn-from); compare the results directories of "
+              "the two mirkit runs instead")
+    print(f"per-configuration, per-fold correct counts identical: {same}/{compared}"
           + (f"; different: {differ[:5]}" if differ else ""))
-    # full grid: 8x the subset's C x gamma; basic stands for the 5 preprocessings with
-    # hundreds of dims (an overestimate for lowlevel and nobands), mfcc for itself
-    k = 8640 / (6 * 180)  # = 8: the full grid is 48 subsets of 180 fits
-    sk_full_cpu = k * (5 * sk["basic"][1] + sk["mfcc"][1])
-    sk_full_est = k * (5 * sk["basic"][0] + sk["mfcc"][0])
-    overhead = mk["basic"][1] - mk["basic"][2]
-    mk_full_cpu = overhead + k * (5 * mk["basic"][2] + mk["mfcc"][2])
-    print(f"full grid extrapolated (C x gamma x 8; basic x 5 + mfcc): scikit-learn "
-          f"{sk_full_cpu:.0f} s CPU, mirkit {mk_full_cpu:.0f} s CPU -> {sk_full_cpu / mk_full_cpu:.1f}x")
-    result = {"tracks": args.tracks, "mirkit": mk, "sklearn": sk, "identical_configs": same,
-              "compared_configs": len(theirs), "sklearn_full_estimate_cpu": sk_full_cpu,
-              "mirkit_full_estimate_cpu": mk_full_cpu,
-              "full_ratio_estimate_cpu": sk_full_cpu / mk_full_cpu}
-    if args.full:
-        pdir_f, wall_full, cpu_full, _, line_f = run_mirkit(workdir, gt, fl, False, args.jobs)
-        print(f"mirkit full default grid (1728 configs x 5 folds, files loaded included): "
-              f"{wall_full:.1f} s wall, {cpu_full:.1f} s CPU\n  {line_f}")
-        print(f"full-grid ratio (sklearn extrapolated / mirkit measured): wall "
-              f"{sk_full_est / wall_full:.1f}x, CPU {sk_full_cpu / cpu_full:.1f}x")
-        result.update(mirkit_full_wall=wall_full, mirkit_full_cpu=cpu_full,
-                      full_ratio_cpu=sk_full_cpu / cpu_full)
-    print(json.dumps(result))
+    result.update(identical_configs=same, compared_configs=compared)
+    print(json.dumps(result, default=str))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,15 @@ fold, everything that configurations have in common is computed once:
   precomputed kernel matrix (better memory locality than one big matrix), test predictions
   by libsvm's voting evaluated with numpy on the test kernel rows;
 * a balanceClasses configuration whose weights are all exactly 1 (classes of equal size in
-  the training fold) is the same problem as its unbalanced twin and is trained once.
+  the training fold) is the same problem as its unbalanced twin and is trained once;
+* libsvm's kernel cache (``-m``) is sized to hold a pair's whole kernel matrix (at least
+  Gaia's 100 MB): the cache only decides what is recomputed, never a value;
+* models are freed as soon as their support vectors, coefficients and rho are copied out.
+
+:func:`plan_tasks` decides how a fold's configurations are cut into worker tasks (one task
+per fold, or, for low-dimensional blocks whose cost is a few slow polynomial solves, one
+task per group of solve-sharing configurations) and :func:`estimate_seconds` gives the
+costs used to start the slowest work first.
 
 The solver sees the same kernel values, labels, C and weights as when each configuration is
 trained separately on dense vectors (up to the last bit of the kernel arithmetic), so the
@@ -213,8 +221,10 @@ def _train_pairs(problems, order, c, weights, n_test):
     votes = np.zeros((n_test, len(order)), dtype=np.int64)
     for ia, ib, problem, kte in problems:
         w = {1: weights[order[ia]], -1: weights[order[ib]]} if weights else None
-        model = libsvm_io.train(problem, libsvm_io.make_parameter(4, c, 0.0, weights=w))
+        model = libsvm_io.train(problem, libsvm_io.make_parameter(
+            4, c, 0.0, weights=w, cache_size=libsvm_io.cache_mb(problem.l)))
         labels, _, sv_idx, coef, rho = libsvm_io.model_arrays(model)
+        libsvm_io.free_model(model)  # everything needed is copied out
         if n_test == 0:
             continue
         dec = kte[:, sv_idx] @ coef[0] - rho[0]
@@ -224,6 +234,92 @@ def _train_pairs(problems, order, c, weights, n_test):
         votes[:, ia] += pos
         votes[:, ib] += ~pos
     return np.asarray(order, dtype=np.int32)[np.argmax(votes, axis=1)]
+
+
+# --------------------------------------------------------------------------------------
+# work planning: how the configurations of one (feature block, fold) are split into tasks
+# --------------------------------------------------------------------------------------
+
+SMALL_BLOCK_DIMS = 64      # below this, per-task shared work (scaling, Gram) is negligible
+PACK_SECONDS = 1.0         # small solve groups are packed into tasks of about this cost
+
+
+def solve_key(cfg):
+    """Configurations with the same key can share solves inside one task: polynomial ones
+    with equal ``C + degree * gamma`` exponents (:func:`_poly_scale`), every other one by
+    kernel matrix (kernel, gamma). Balance settings always share a key."""
+    try:
+        kernel = libsvm_io.kernel_code(cfg["kernel"])
+    except (MirkitError, KeyError):
+        return ("bad",)
+    degree = int(cfg.get("degree", 3))
+    try:
+        c, g = float(cfg["C"]), float(cfg.get("gamma", 0))
+    except (TypeError, ValueError, KeyError):
+        return ("bad",)
+    if kernel == 1:
+        return ("poly", degree, c + degree * g)
+    return ("kernel", kernel, 0.0 if kernel == 0 else g)
+
+
+def estimate_seconds(key, n_configs, dims, n_train):
+    """Rough CPU cost of a solve group, for scheduling only. Polynomial solves on
+    low-dimensional blocks get slow as the effective C (``2**(C + degree*gamma)``, the C of
+    the gamma-1 kernel) grows: many SMO iterations per class pair. Calibrated on the
+    benchmark's 1000 x 865 and 1000 x 13 blocks (4 classes, 800 training rows)."""
+    scale = (n_train / 800.0) ** 2
+    if dims <= SMALL_BLOCK_DIMS and key[0] == "poly":
+        eff = min(key[2], 10.0)  # ~1.4 s per fold from 2**10 on
+        return 1.4 * scale * 2.0 ** ((eff - 10.0) / 2.0)
+    return 0.0042 * n_configs * scale
+
+
+TASK_SECONDS = 0.05  # per-task shared work (scaling, Gram, kernels) on a small block
+
+
+def plan_tasks(configs, dims, n_train, split=True):
+    """Split the configurations of one (feature block, fold) into tasks for the worker pool:
+    ``[(config indices, estimated seconds)]``.
+
+    High-dimensional blocks, or ``split=False``: one task (one Gram matrix, kernels per
+    gamma, all solves). Low-dimensional blocks (where expensive polynomial solves dominate,
+    e.g. ``mfcc``): one task per expensive solve group, cheap groups packed together, so
+    that the slowest solves can start first and the workers do not idle at the end. Every
+    configuration sharing a solve stays in the same task, so the results are those of one
+    task per fold."""
+    groups = {}
+    for i, cfg in enumerate(configs):
+        groups.setdefault(solve_key(cfg), []).append(i)
+    items = sorted(((estimate_seconds(k, len(v), dims, n_train), v) for k, v in groups.items()),
+                   key=lambda t: -t[0])
+    if dims > SMALL_BLOCK_DIMS or not split:
+        return [(list(range(len(configs))), TASK_SECONDS + sum(e for e, _ in items))]
+    tasks, pack, pack_cost = [], [], 0.0
+    for est, idx in items:
+        if est >= PACK_SECONDS:
+            tasks.append((list(idx), TASK_SECONDS + est))
+            continue
+        pack.extend(idx)
+        pack_cost += est
+        if pack_cost >= PACK_SECONDS:
+            tasks.append((sorted(pack), TASK_SECONDS + pack_cost))
+            pack, pack_cost = [], 0.0
+    if pack:
+        if tasks and pack_cost < PACK_SECONDS / 2:  # a small remainder joins the last pack
+            idx, est = tasks.pop()
+            tasks.append((sorted(idx + pack), est + pack_cost))
+        else:
+            tasks.append((sorted(pack), TASK_SECONDS + pack_cost))
+    return tasks
+
+
+def makespan(estimates, jobs):
+    """Finishing time of greedy longest-first list scheduling on ``jobs`` workers."""
+    loads = [0.0] * max(1, int(jobs))
+    for est in sorted(estimates, reverse=True):
+        i = loads.index(min(loads))
+        loads[i] += est
+    return max(loads)
 
 
 def evaluate_config_direct(block, y, n_classes, train, test, cfg):

@@ -34,8 +34,8 @@ from ..gaia import metrics
 from ..gaia.dataset import Dataset, load_dataset
 from ..gaia.folds import check_fold_sizes, gaia_folds, group_folds
 from ..gaia.preprocess import Chain
-from ..parallel import ordered_map
-from .engine import evaluate_fold
+from ..parallel import default_jobs, ordered_map
+from .engine import evaluate_fold, makespan, plan_tasks
 from .features import FeatureBlock
 from .modelfile import save_model
 from .train import train_final
@@ -203,7 +203,7 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                    json.dumps(cfg.get("descriptorNames", "*")), json.dumps(cfg.get("exclude", [])))
             groups.setdefault(key, []).append(entry)
         folds_cache = {}
-        tasks, meta = [], []
+        folds_work = []
         for key, group in groups.items():
             ei, prep = key[0], key[1]
             ev = evaluations[ei]
@@ -235,19 +235,24 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
             for f in range(nfold):
                 test = np.nonzero(fold_arr == f)[0]
                 train = np.nonzero(fold_arr != f)[0]
-                tasks.append({"block": block, "y": y, "n_classes": len(classes),
-                              "train": train, "test": test, "fold": f,
-                              "configs": [e[2] for e in group]})
-                meta.append((key, f, test))
+                folds_work.append((key, f, block, train, test, [e[2] for e in group]))
+        tasks, meta = _schedule(folds_work, y, len(classes), jobs)
         progress = log.progress("grid", len(tasks)) if log.progress else None
         collected = {}
-        remaining = {key: int(evaluations[key[0]].get("nfold", 10)) for key in groups}
+        remaining = {}
+        for key, f, test, idx, est in meta:
+            remaining[key] = remaining.get(key, 0) + 1
         worker_cpu = 0.0
         prep_cpu = {}
-        for (key, f, test), (result, cpu) in zip(meta, ordered_map(_timed_evaluate, tasks, jobs)):
+        spans = []
+        for (key, f, test, idx, est), (result, cpu, span) in zip(
+                meta, ordered_map(_timed_evaluate, tasks, jobs, window=max(1, len(tasks)))):
             worker_cpu += cpu
+            spans.append(span)
             prep_cpu[key[1]] = prep_cpu.get(key[1], 0.0) + cpu
-            collected.setdefault(key, {})[f] = (test, result)
+            fold_result = collected.setdefault(key, {}).setdefault(f, (test, {}))[1]
+            for local, pred in result.items():
+                fold_result[idx[local]] = pred
             if progress:
                 progress.update()
             remaining[key] -= 1
@@ -259,9 +264,40 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
         log.info("grid CPU per preprocessing: " + ", ".join(f"{k} {v:.1f} s"
                                                             for k, v in prep_cpu.items()))
         if jobs != 1:
-            log.info(f"grid: {len(tasks)} fold task(s), {worker_cpu:.1f} s CPU in the workers")
+            log.info(f"grid: {len(tasks)} fold task(s), {worker_cpu:.1f} s CPU in the workers"
+                     + _balance_report(spans))
 
     return finish(project, project_dir, gt, base, entries, summaries, log, train_best)
+
+
+def _schedule(folds_work, y, n_classes, jobs):
+    """Worker tasks for the (group, fold) work items, longest first.
+
+    One task per (group, fold) -- the shared work (scaling, Gram matrix, kernels) done once
+    -- unless greedy longest-first scheduling of those would leave workers idle at the end
+    (> 10 % over the perfect split, e.g. the slow polynomial solves of ``mfcc``): then
+    low-dimensional blocks, whose shared work is cheap, are split into groups of
+    solve-sharing configurations (:func:`mirkit.svm.engine.plan_tasks`). The pool hands
+    tasks out as workers free up; every task is submitted at once (the queued work items
+    share the blocks, nothing is copied until a worker takes one)."""
+    workers = jobs if jobs and jobs > 0 else default_jobs()
+
+    def plans(split):
+        return [plan_tasks(cfgs, block.matrix.shape[1], len(train), split)
+                for _, _, block, train, _, cfgs in folds_work]
+
+    planned = plans(False)
+    estimates = [est for plan in planned for _, est in plan]
+    if workers > 1 and makespan(estimates, workers) > 1.1 * sum(estimates) / workers:
+        planned = plans(True)
+    tasks, meta = [], []
+    for (key, f, block, train, test, cfgs), plan in zip(folds_work, planned):
+        for idx, est in plan:
+            tasks.append({"block": block, "y": y, "n_classes": n_classes, "train": train,
+                          "test": test, "fold": f, "configs": [cfgs[i] for i in idx]})
+            meta.append((key, f, test, idx, est))
+    order = sorted(range(len(tasks)), key=lambda t: -meta[t][4])
+    return [tasks[t] for t in order], [meta[t] for t in order]
 
 
 def _remove_stale_temporaries(*directories):
@@ -276,10 +312,26 @@ def _remove_stale_temporaries(*directories):
 
 
 def _timed_evaluate(task):
-    """evaluate_fold plus the CPU time it took (the workers' time is not visible otherwise)."""
+    """evaluate_fold plus the CPU time it took (the workers' time is not visible otherwise)
+    and (worker pid, wall start, wall end) for the load-balance report."""
+    wall0 = time.time()
     start = time.process_time()
     result = evaluate_fold(task)
-    return result, time.process_time() - start
+    return result, time.process_time() - start, (os.getpid(), wall0, time.time())
+
+
+def _balance_report(spans):
+    """How long each worker sat idle at the end while another was still busy."""
+    if not spans:
+        return ""
+    last = {}
+    for pid, t0, t1 in spans:
+        last[pid] = max(last.get(pid, t1), t1)
+    end = max(last.values())
+    start = min(t0 for _, t0, _ in spans)
+    idle = sorted(end - t for t in last.values())
+    return (f"; {len(last)} worker(s), grid wall {end - start:.1f} s, idle at the end: "
+            + ", ".join(f"{v:.1f} s" for v in idle))
 
 
 def fold_of_for(folds_entry):
@@ -347,27 +399,102 @@ def _write_failed(stem, cfg, ev, reason):
 
 
 def _finish_group(group, fold_results, base, y, classes, fold_of, summaries):
+    table = ResultTable(fold_results, base.ids, y, classes, fold_of)
     for idx, (ei, ev, cfg, stem) in enumerate(group):
         reason = None
-        expected, predicted = {}, {}
+        preds = []
         for f in sorted(fold_results):
-            test, result = fold_results[f]
-            pred = result.get(idx)
+            pred = fold_results[f][1].get(idx)
             if isinstance(pred, str):
                 reason = pred
                 break
-            for row, p in zip(test, pred):
-                pid = base.ids[row]
-                expected[pid] = classes[y[row]]
-                predicted[pid] = classes[int(p)]
+            preds.append(np.asarray(pred))
         if reason is not None:
             _write_failed(stem, cfg, ev, reason)
             continue
-        cm = metrics.ConfusionMatrix.from_predictions(expected, predicted, fold_of)
+        text, summary = table.result(np.concatenate(preds) if preds else np.zeros(0, int))
         _write_param(stem, cfg, ev)
-        _write_file(stem + ".result", cm.to_yaml())
-        summaries[stem] = cm.summary()
+        _write_file(stem + ".result", text)
+        summaries[stem] = summary
     _sync()
+
+
+class ResultTable:
+    """The ``.result`` text and summary of every configuration of one (evaluation, block),
+    computed with numpy from the predicted class indices: the very text and numbers of
+    ``metrics.ConfusionMatrix.from_predictions(...).to_yaml()`` / ``.summary()`` (same
+    id order, same float operations in the same order), without building per-id dicts
+    1728 times; the ``fold:`` part, the same for every configuration, is written once.
+    ``tests/test_svm_libsvm_io.py`` checks the equality."""
+
+    def __init__(self, fold_results, ids, y, classes, fold_of):
+        rows = [np.asarray(fold_results[f][0], dtype=np.intp) for f in sorted(fold_results)]
+        rows = np.concatenate(rows) if rows else np.zeros(0, dtype=np.intp)
+        pids = [ids[r] for r in rows]
+        self.perm = np.array(sorted(range(len(pids)), key=pids.__getitem__), dtype=np.intp)
+        sorted_ids = [pids[i] for i in self.perm]
+        self.exp = np.asarray(y, dtype=np.intp)[rows][self.perm]
+        folds = [fold_of[pid] for pid in sorted_ids]
+        self.fold_values = sorted(set(folds))
+        fold_index = {f: i for i, f in enumerate(self.fold_values)}
+        self.fold = np.array([fold_index[f] for f in folds], dtype=np.intp)
+        q = json.dumps
+        self.qids = np.array([q(pid) for pid in sorted_ids], dtype=object)
+        self.qclass = [q(c) for c in classes]
+        self.n_classes = len(classes)
+        lines = ["fold:"]
+        lines.extend(f"  {qi}: {f}" for qi, f in zip(self.qids, folds))
+        if not sorted_ids:
+            lines[-1] = "fold: {}"
+        self.fold_text = "\n".join(lines)
+        # ConfusionMatrix keeps its rows in order of first appearance of the true class
+        # among the sorted ids; per-fold recalls are summed in that order
+        _, first = np.unique(self.exp, return_index=True)
+        self.row_order = [int(self.exp[i]) for i in sorted(first)]
+        k = self.n_classes
+        nf = len(self.fold_values)
+        self.n_fc = np.bincount(self.fold * k + self.exp, minlength=nf * k).reshape(nf, k) \
+            if len(self.exp) else np.zeros((nf, k), dtype=np.intp)
+
+    def result(self, pred_in_fold_order):
+        """(YAML text, summary) for the predicted class indices of the rows, given in the
+        fold order of the table (folds ascending, each fold's test rows in order)."""
+        k = self.n_classes
+        pred = np.asarray(pred_in_fold_order, dtype=np.intp)[self.perm]
+        ok = pred == self.exp
+        nf = len(self.fold_values)
+        # summary (Python int/float arithmetic, as ConfusionMatrix)
+        total = int(len(pred))
+        correct = int(ok.sum())
+        ok_fc = np.bincount(self.fold[ok] * k + self.exp[ok], minlength=nf * k).reshape(nf, k)
+        fold_acc, norm = [], []
+        for fi in range(nf):
+            n = int(self.n_fc[fi].sum())
+            good = int(ok_fc[fi].sum())
+            if n:
+                fold_acc.append(good * 100.0 / n)
+            recalls = [int(ok_fc[fi, c]) * 100.0 / int(self.n_fc[fi, c])
+                       for c in self.row_order if self.n_fc[fi, c]]
+            if recalls:
+                norm.append(sum(recalls) / len(recalls))
+        summary = {"accuracy": correct * 100.0 / total if total else 0.0,
+                   "std": metrics._pstd(fold_acc),
+                   "normalized_accuracy": sum(norm) / len(norm) if norm else 0.0,
+                   "normalized_std": metrics._pstd(norm)}
+        # text
+        lines = [self.fold_text, "matrix:" if total else "matrix: {}"]
+        cell = self.exp * k + pred
+        order = np.argsort(cell, kind="stable")  # by (true, predicted), ids stay sorted
+        cells, starts = np.unique(cell[order], return_index=True)
+        ends = list(starts[1:]) + [len(order)]
+        last = None
+        for c, s, e in zip(cells, starts, ends):
+            t, p = divmod(int(c), k)
+            if t != last:
+                lines.append(f"  {self.qclass[t]}:")
+                last = t
+            lines.append(f"    {self.qclass[p]}: [{', '.join(self.qids[order[s:e]])}]")
+        return "\n".join(lines) + "\n", summary
 
 
 def collect_results(results_dir, summaries=None):

@@ -6,7 +6,13 @@
 * :func:`predict_votes` reproduces libsvm's one-vs-one voting with numpy from a trained
   model's support-vector indices, coefficients and rho (used with precomputed kernels,
   where the test kernel rows are already at hand);
-* model text round trip (``svm_save_model``/``svm_load_model`` go through a file).
+* model text round trip (``svm_save_model``/``svm_load_model`` go through a file);
+* models made by libsvm are owned here (:func:`_own`): freed by a ``weakref.finalize``
+  that holds the raw pointer and libsvm's free function (run when the model is collected,
+  or at interpreter exit while modules are still alive -- libsvm-official's own
+  ``svm_model.__del__`` looks its globals up during shutdown and prints "Exception ignored
+  ... 'NoneType' object has no attribute 'svm_free_and_destroy_model'"), or at once with
+  :func:`free_model`.
 
 libsvm-official's wheel is built with OpenMP: the thread count is set to 1 (unless the
 caller set it) before the library is loaded; parallelism comes from processes.
@@ -15,6 +21,7 @@ caller set it) before the library is loaded; parallelism comes from processes.
 import ctypes
 import os
 import tempfile
+import weakref
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -67,9 +74,18 @@ def class_weights(y, n_classes):
     return {int(c): n / (k * counts[c]) for c in present}
 
 
+def cache_mb(n):
+    """libsvm kernel-cache size (MB) holding the whole ``n x n`` matrix (float32 columns),
+    at least Gaia's 100 and at most 1024. The cache only decides what is recomputed: the
+    values, hence the results, are the same for any size."""
+    need = n * (n + 4) * 4 / float(1 << 20) + 1.0
+    return float(min(1024.0, max(100.0, np.ceil(need))))
+
+
 def make_parameter(kernel_type, C, gamma=0.0, degree=3, coef0=0.0, weights=None,
-                   probability=False):
-    """An svm_parameter: ``-s 0 -t T -d 3 -r 0 -g gamma -c C -m 100 -e 0.001 -h 1`` (+ -w, -b)."""
+                   probability=False, cache_size=100.0):
+    """An svm_parameter: ``-s 0 -t T -d 3 -r 0 -g gamma -c C -m 100 -e 0.001 -h 1`` (+ -w, -b;
+    ``-m`` = ``cache_size``, see :func:`cache_mb`)."""
     svm = lib()
     param = svm.svm_parameter("-q")  # defaults; -q: no progress output
     param.svm_type = 0
@@ -78,7 +94,7 @@ def make_parameter(kernel_type, C, gamma=0.0, degree=3, coef0=0.0, weights=None,
     param.gamma = float(gamma)
     param.coef0 = float(coef0)
     param.C = float(C)
-    param.cache_size = 100.0
+    param.cache_size = float(cache_size)
     param.eps = 0.001
     param.shrinking = 1
     param.probability = 1 if probability else 0
@@ -140,13 +156,36 @@ def kernel_problem(K, y):
     return _problem(y, nodes, n + 2)
 
 
+def _free_pointer(ptr, free):
+    free(ctypes.byref(ptr))
+
+
+def _own(ptr):
+    """The svm_model of a libsvm-allocated pointer, freed by our finalizer. The structure is
+    not flagged ``__createfrom__ = 'C'`` (what ``toPyModel`` does), so libsvm-official's
+    ``__del__`` never runs for it."""
+    if not ptr:
+        raise MirkitError("libsvm returned no model")
+    model = ptr.contents
+    model._finalizer = weakref.finalize(model, _free_pointer, ptr,
+                                        lib().libsvm.svm_free_and_destroy_model)
+    return model
+
+
+def free_model(model):
+    """Free a model made here now (idempotent); the object must not be used afterwards."""
+    fin = getattr(model, "_finalizer", None)
+    if fin is not None:
+        fin()
+
+
 def train(problem, param):
     """svm_train with a parameter check; MirkitError with libsvm's message on a bad one."""
     svm = lib()
     err = svm.libsvm.svm_check_parameter(problem, param)
     if err:
         raise MirkitError("libsvm: " + err.decode("utf-8", "replace"))
-    model = svm.toPyModel(svm.libsvm.svm_train(problem, param))
+    model = _own(svm.libsvm.svm_train(problem, param))
     model._problem = problem  # the model's SV pointers point into the problem's nodes
     return model
 
@@ -241,4 +280,4 @@ def model_from_text(text, source=None):
         os.unlink(path)
     if not ptr:
         raise MirkitError("invalid libsvm model text", source)
-    return svm.toPyModel(ptr)
+    return _own(ptr)

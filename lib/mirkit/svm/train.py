@@ -54,14 +54,15 @@ def train_probability_model(X, y, kcode, C, gamma, degree=3, weights=None):
     from .engine import gram, kernel_from_gram
     if kcode not in (0, 1):
         param = libsvm_io.make_parameter(kcode, C, gamma, degree, weights=weights,
-                                         probability=True)
+                                         probability=True, cache_size=libsvm_io.cache_mb(len(X)))
         model = libsvm_io.train(libsvm_io.dense_problem(X, y.astype(np.float64)), param)
         return libsvm_io.model_to_text(model), model
     G = gram(X)
     sq = np.diag(G).copy()
     K = kernel_from_gram({0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[kcode], gamma, G, sq,
                          sq, degree)
-    param = libsvm_io.make_parameter(4, C, gamma, degree, weights=weights, probability=True)
+    param = libsvm_io.make_parameter(4, C, gamma, degree, weights=weights, probability=True,
+                                     cache_size=libsvm_io.cache_mb(len(X)))
     model = libsvm_io.train(libsvm_io.kernel_problem(K, y.astype(np.float64)), param)
     pre = libsvm_io.model_to_text(model)
     head, body = pre.split("\nSV\n", 1)
