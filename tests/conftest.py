@@ -46,3 +46,17 @@ def run_tool():
                               timeout=timeout)
 
     return run
+
+
+def tf_oracle_env():
+    """Environment for an essentia-tensorflow oracle subprocess: $MIRKIT_ORACLE_PATH, else
+    .oracle-tf/ (make oracle-tf), else the environment's own essentia. Essentia-tensorflow
+    bundles its own TensorFlow and aborts a process that also loads tensorflow-cpu: it never
+    runs in the test process."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    local = ROOT / ".oracle-tf"
+    path = os.environ.get("MIRKIT_ORACLE_PATH") or (str(local) if local.is_dir() else None)
+    if path:
+        env["PYTHONPATH"] = path
+    return env

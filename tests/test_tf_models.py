@@ -16,6 +16,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from conftest import tf_oracle_env as oracle_env
+
 from mirkit.errors import MirkitError
 from mirkit.tf import frontends as fe
 
@@ -378,18 +380,6 @@ def test_extract_then_head(zoo):
 # --- oracle: essentia-tensorflow on the same .pb files and audio ---------------------------
 
 
-def oracle_env():
-    """Environment for the oracle subprocess: $MIRKIT_ORACLE_PATH, else .oracle-tf/ (make
-    oracle-tf), else the environment's own essentia. Essentia-tensorflow bundles TF 2.5 and
-    aborts a process that also loads tensorflow-cpu: it never runs in the test process."""
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    local = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         ".oracle-tf")
-    path = os.environ.get("MIRKIT_ORACLE_PATH") or (local if os.path.isdir(local) else None)
-    if path:
-        env["PYTHONPATH"] = path
-    return env
 
 ORACLE = textwrap.dedent("""
     import json, sys

@@ -35,7 +35,7 @@ from ..errors import MirkitError
 from . import framing
 from .rhythm_degara import beat_track, complex_odf_blocks
 from .tonal_common import aggregate as _aggregate_values
-from .tonal_common import option, stats_option
+from .tonal_common import frames_record, option, stats_option
 
 SAMPLE_RATE = 44100.0
 RHYTHM_DEFAULTS = {"method": "degara", "minTempo": 40, "maxTempo": 208}
@@ -323,11 +323,6 @@ def aggregate(pool, options=None):
     return out
 
 
-def frames_record(pool):
-    """The ``rhythm`` part of the frames record (raw values as plain lists, Essentia's
-    frames-pool layout)."""
-    return {k: (v.astype(np.float64).tolist() if isinstance(v, np.ndarray) else v)
-            for k, v in pool.items() if k != "beats_count"}
 
 
 def compute(signal, sample_rate=SAMPLE_RATE, options=None):
@@ -337,5 +332,5 @@ def compute(signal, sample_rate=SAMPLE_RATE, options=None):
     pool = analyze(signal, sample_rate, options)
     record = aggregate(pool, options)
     if option(options, "rhythm", "outputFrames", False):
-        return record, frames_record(pool)
+        return record, frames_record(pool, skip=("beats_count",))
     return record

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import MirkitError
 from . import framing
 from .tonal_common import aggregate as _aggregate_values
-from .tonal_common import option, spectral_peaks, stats_option
+from .tonal_common import frames_record, option, spectral_peaks, stats_option
 
 SAMPLE_RATE = 44100.0
 KEY_NAMES = ("A", "Bb", "B", "C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab")
@@ -475,11 +475,6 @@ def aggregate(pool, options=None):
     return out
 
 
-def frames_record(pool):
-    """The ``tonal`` part of the frames record (raw values as plain lists, Essentia's
-    frames-pool layout)."""
-    return {k: (v.astype(np.float64).tolist() if isinstance(v, np.ndarray) else v)
-            for k, v in pool.items()}
 
 
 def compute(signal, sample_rate=SAMPLE_RATE, options=None):

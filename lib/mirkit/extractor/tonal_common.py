@@ -58,3 +58,9 @@ def aggregate(values, stats=DEFAULT_STATS, name="descriptor"):
     stats = [s for s in stats if values.ndim == 2 or s not in ("cov", "icov")]
     return _stats.aggregate(values, stats, name)
 
+
+def frames_record(pool, skip=()):
+    """A frames-pool sub-record (Essentia's ``outputFrames`` layout): raw values as plain
+    lists, leaving out the names in ``skip``."""
+    return {k: (v.astype(np.float64).tolist() if isinstance(v, np.ndarray) else v)
+            for k, v in pool.items() if k not in skip}
