@@ -43,11 +43,11 @@ DEMO_DIR   := examples/work
 demo: venv models
 	@mkdir -p $(DEMO_DIR)
 	@echo "== extract: Essentia music-2.0 descriptors + msd-musicnn-1 tags, $(words $(DEMO_AUDIO)) tracks"
-	extract -q --model msd-musicnn-1 $(DEMO_AUDIO) > $(DEMO_DIR)/demo.rec
+	extract -q -f json --model msd-musicnn-1 $(DEMO_AUDIO) > $(DEMO_DIR)/demo.jsonl
 	@echo "== classify: a transfer head on the MusiCNN embeddings"
-	classify -m $(MODELS_DIR)/demo_tonal_noisy-msd-musicnn-1.pb $(DEMO_DIR)/demo.rec > $(DEMO_DIR)/demo-classified.rec
-	@$(PY) examples/summarize.py < $(DEMO_DIR)/demo-classified.rec
-	@echo "== records: $(DEMO_DIR)/demo-classified.rec (msgpack; 'classify -f json < FILE' to read)"
+	classify -f json -m $(MODELS_DIR)/demo_tonal_noisy-msd-musicnn-1.pb $(DEMO_DIR)/demo.jsonl > $(DEMO_DIR)/demo-classified.jsonl
+	@$(PY) examples/summarize.py < $(DEMO_DIR)/demo-classified.jsonl
+	@echo "== the records (one JSON object per line): $(DEMO_DIR)/demo-classified.jsonl"
 
 # A private environment under PREFIX/lib/mirkit (as pipx does), the executables linked
 # into PREFIX/bin: the install does not depend on this checkout or on the system Python.
