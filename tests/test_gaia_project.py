@@ -56,3 +56,16 @@ def test_missing_keys_fall_back_like_gaia():
     with pytest.raises(MirkitError, match="not defined"):
         Project({"className": "c", "preprocessing": {"a": []},
                  "classifiers": {"svm": [{"preprocessing": ["b"]}]}}).configurations()
+
+
+def test_mirkit_records_choose_the_beta5_template():
+    # mirkit's extract writes the music 2.0 layout (tonal.key_edma..., no tonal.key_key) and
+    # metadata.version.mirkit instead of .essentia: the beta2 default template would fail on
+    # every configuration ("pattern tonal.key_key didn't match any descriptor").
+    from mirkit.gaia.dataset import essentia_version
+    record = {"metadata": {"version": {"mirkit": "0.1.0", "extractor": "music 2.0"}}}
+    assert essentia_version(record) == "2.1-beta6"
+    assert template_version([essentia_version(record)]) == "2.1-beta5"
+    assert essentia_version({"metadata": {"version": {"essentia": "2.1-beta2"}}}) == "2.1-beta2"
+    assert essentia_version({"metadata": {}}) is None
+    assert essentia_version({}) is None

@@ -392,14 +392,21 @@ def _load_one(args):
 
 
 def essentia_version(path_or_record):
-    """``metadata.version.essentia`` of a descriptor file or record, or None."""
+    """``metadata.version.essentia`` of a descriptor file or record, or None.
+
+    A record written by mirkit's ``extract`` has no ``essentia`` version but the "music 2.0"
+    layout of Essentia 2.1-beta6 (``tonal.key_edma``..., no ``tonal.key_key``): it counts as
+    ``2.1-beta6`` (beta5 template), so that a generated project matches its descriptors."""
     record = path_or_record
     if not isinstance(record, dict):
         record = load_single_record(path_or_record)
-    try:
-        value = record["metadata"]["version"]["essentia"]
-    except (KeyError, TypeError):
+    version = record.get("metadata", {}).get("version") if isinstance(
+        record.get("metadata"), dict) else None
+    if not isinstance(version, dict):
         return None
+    if "essentia" not in version:
+        return "2.1-beta6" if "mirkit" in version else None
+    value = version["essentia"]
     if isinstance(value, list):
         value = value[0] if value else None
     return None if value is None else str(value)
