@@ -221,3 +221,19 @@ def test_unknown_model_is_a_fatal_error(run_tool, clip, tmp_path):
     res = run_tool("extract", "--model", str(tmp_path / "no-such-model.pb"), clip)
     assert res.returncode == 2
     assert b"no-such-model" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_non_audio_models_are_refused_once_before_any_file(run_tool, clip, tmp_path):
+    # a .history/.model file, or a TF classification head (its .json names an embedding
+    # model), is not an audio model: one fatal error (exit 2), not one failure per file
+    hist = tmp_path / "mood.history"
+    hist.write_bytes(b"\0" * 64)
+    head = tmp_path / "head-msd-musicnn-1.pb"
+    head.write_bytes(b"")
+    (tmp_path / "head-msd-musicnn-1.json").write_text(json.dumps(
+        {"inference": {"algorithm": "TensorflowPredict2D",
+                       "embedding_model": {"model_name": "msd-musicnn-1"}}}))
+    for model, words in ((hist, b"classify -m"), (head, b"classification head")):
+        res = run_tool("extract", "--descriptors", "none", "--model", str(model), clip, clip)
+        assert res.returncode == 2, res.stderr
+        assert words in res.stderr and len(res.stderr.strip().splitlines()) == 1

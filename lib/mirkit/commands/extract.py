@@ -140,7 +140,19 @@ def _check_models(models):
     resolve = getattr(tf_extract, "resolve", None)
     if resolve is not None and run_models is not None:
         for spec in models:
-            resolve(spec)
+            path = resolve(spec)
+            # refuse what is not an audio model once, here, rather than once per file
+            if os.path.isfile(path) and not path.endswith(".pb"):
+                raise MirkitError("not a TensorFlow model (a .pb file or a SavedModel "
+                                  "directory); apply .model and .history models with "
+                                  f"classify -m {path}", path)
+            try:
+                from ..tf.models import ModelInfo
+            except ImportError:
+                continue
+            if ModelInfo(path).front_end == "head":
+                raise MirkitError("this is a classification head, not an audio model; apply "
+                                  f"it with classify -m {path}", path)
 
 
 def _default_jobs():
