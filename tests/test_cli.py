@@ -100,3 +100,22 @@ def test_output_is_atomic_on_failure(tmp_path, run_tool):
     assert res.returncode == 2
     assert out.read_text() == "previous: content\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fl.yaml"]
+
+
+def test_output_or_project_dir_that_cannot_be_used_is_one_line(tmp_path, run_tool):
+    """-o naming a directory, and a -d that cannot be created: one line, exit 2, no
+    traceback and no temp file left behind."""
+    res = run_tool("mkgroundtruth", "-q", "--label", "metadata.genre", "-o", tmp_path,
+                   input=b'{"metadata": {"id": "a", "genre": "x"}}\n')
+    assert res.returncode == 2, res.stderr
+    assert re.fullmatch(rb"mkgroundtruth: .*: cannot write: is a directory\n", res.stderr)
+    assert list(tmp_path.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    gt = tmp_path / "gt.yaml"
+    gt.write_text("className: c\ngroundTruth: {a: x}\ntype: singleClass\nversion: 1.0\n")
+    res = run_tool("gridsearch", gt, "-", "-d", blocker / "project",
+                   input=b'{"metadata": {"id": "a"}}\n')
+    assert res.returncode == 2, res.stderr
+    assert b"Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
+    assert b"project" in res.stderr

@@ -16,6 +16,8 @@ def atomic_write(path, mode="w", encoding="utf-8"):
     """Context manager yielding a file object; ``path`` appears only if the block succeeds."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise MirkitError("cannot write: is a directory", path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=".~" + os.path.basename(path) + ".", dir=directory)
     except OSError as exc:
@@ -30,7 +32,10 @@ def atomic_write(path, mode="w", encoding="utf-8"):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise MirkitError(f"cannot write: {exc.strerror or exc}", path) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

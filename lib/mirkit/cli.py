@@ -141,6 +141,13 @@ class Tool:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
             return EXIT_OK
+        except OSError as exc:
+            # an environment failure nobody turned into a MirkitError (a directory that cannot
+            # be created, a full disk...): one line naming the file, not a traceback
+            where = exc.filename if exc.filename is not None else "error"
+            self.error(os.fsdecode(where) if isinstance(where, bytes) else where,
+                       exc.strerror or str(exc))
+            return EXIT_FATAL
         if status is None:
             status = EXIT_PARTIAL if self.failures else EXIT_OK
         return status

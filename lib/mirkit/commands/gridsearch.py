@@ -72,7 +72,11 @@ class GridSearchTool(Tool):
             self.parser.error("--history writes the best model: it cannot go with --no-model")
         project = Project.load(args.project) if args.project else None
         project_dir = args.project_dir or os.path.dirname(os.path.abspath(args.project))
-        os.makedirs(project_dir, exist_ok=True)
+        try:
+            os.makedirs(project_dir, exist_ok=True)
+        except OSError as exc:
+            raise MirkitError(f"cannot create the project directory: {exc.strerror or exc}",
+                              project_dir) from None
 
         gt_path = args.groundtruth or (project.resolve(project.get("groundtruth")) if project else None)
         if not gt_path:
