@@ -62,3 +62,14 @@ def test_nothing_found_is_fatal(tmp_path, run_tool):
 def test_usage_errors(run_tool, tmp_path):
     assert run_tool("mkgroundtruth").returncode == 2
     assert run_tool("mkgroundtruth", tmp_path / "absent").returncode == 2
+
+
+def test_csv_header_row_is_skipped(tmp_path, run_tool):
+    # spreadsheets export a header; it must not become an item 'id' of class 'label'
+    (tmp_path / "t.csv").write_text("ID,Label,group\nx,a,g1\ny,b,g2\nid,label\n")
+    res = run_tool("mkgroundtruth", tmp_path / "t.csv", "--folds", "1")
+    assert res.returncode == 0, res.stderr
+    gt = yamlio.loads(res.stdout, gaia=False)
+    # only the first row is a header: a later 'id,label' row is an item
+    assert gt["groundTruth"] == {"x": "a", "y": "b", "id": "label"}
+    assert gt["groups"] == {"x": "g1", "y": "g2"}

@@ -126,8 +126,14 @@ class MkGroundtruth(Tool):
                 rows = list(csv.reader(fh, delimiter=delimiter))
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise MirkitError(getattr(exc, "strerror", None) or str(exc), path) from None
+        first = True
         for lineno, row in enumerate(rows, 1):
             if not row or not "".join(row).strip() or row[0].startswith("#"):
+                continue
+            # a header row (id, label[, group]) as spreadsheets write it is not an item
+            header = first and [c.strip().lower() for c in row[:2]] == ["id", "label"]
+            first = False
+            if header:
                 continue
             where = f"{path}:{lineno}"
             if len(row) < 2:
