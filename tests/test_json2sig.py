@@ -113,3 +113,21 @@ def test_json2sig_on_essentia_made_json(tmp_path, run_tool):
     sig = yamlio.load(tmp_path / "e.sig")
     assert sig["tonal"]["key"] == "C#" and "tags" not in sig.get("metadata", {})
     assert sig["lowlevel"]["x"] == [0.25] or sig["lowlevel"]["x"] == 0.25
+
+
+def test_filelist_mode_never_overwrites_a_sig_input(tmp_path, run_tool):
+    # a filelist that already lists .sig files: the .sig "next to it" is the input itself;
+    # rewriting it would drop its tags for good
+    (tmp_path / "a.json").write_text(json.dumps(essentia_json(0)))
+    original = yamlio.dump_sig(essentia_json(1))
+    (tmp_path / "b.sig").write_text(original)
+    (tmp_path / "fl.yaml").write_text("a: a.json\nb: b.sig\n")
+    res = run_tool("json2sig", "--filelist", tmp_path / "fl.yaml")
+    assert res.returncode == 1
+    assert b"b.sig: already a .sig file" in res.stderr
+    assert (tmp_path / "b.sig").read_text() == original
+    assert load_filelist_text(res.stdout) == {"a": "a.sig"}
+
+
+def load_filelist_text(data):
+    return yamlio.loads(data.decode(), gaia=False)

@@ -58,6 +58,10 @@ class Json2Sig(Tool):
         for track_id, path in filelist.items():
             full = path if os.path.isabs(path) else os.path.join(base, path)
             try:
+                if os.path.normpath(sig_path_for(full)) == os.path.normpath(full):
+                    # the .sig would replace its own input (and lose the tags for good)
+                    raise MirkitError("already a .sig file: converting it would overwrite "
+                                      "the input (use -d DIR to write converted copies)", full)
                 self.convert(load_single_record(full), sig_path_for(full))
                 result[track_id] = sig_path_for(path)
             except MirkitError as exc:
