@@ -157,6 +157,33 @@ def zoo(tmp_path_factory):
                                {"name": "PartitionedCall:1", "op": "Flatten",
                                 "output_purpose": "embeddings"}]},
         "inference": {"sample_rate": 16000, "algorithm": "TensorflowPredictEffnetDiscogs"}})
+    # tiny MAEST-like models (tensorflow.md §2.6): input melspectrogram [1, P, 96] (batch 1),
+    # Identity = predictions [1, 3], PartitionedCall/Identity_7 = tokens [1, 6, 8] (CLS,
+    # DIST, then 4 tokens each averaging every 4th frame). Essentia sets the 5 s patch from
+    # the path containing "discogs-maest-5s-"; "tiny-maest-5s-1" (no .json) is a 30 s model.
+    w_tok = rng.standard_normal((96, 8)).astype(np.float32) * 0.3
+    w_cls = rng.standard_normal((8, 3)).astype(np.float32)
+    for key, stem, frames_ in (("maest5", "discogs-maest-5s-pw-1", 316),
+                               ("maest30", "tiny-maest-5s-1", 1876)):
+        g = tf.Graph()
+        with g.as_default():
+            x = tf.compat.v1.placeholder(tf.float32, [1, frames_, 96], name="melspectrogram")
+            toks = tf.stack([tf.reduce_mean(x[:, k::4, :], 1) for k in range(4)], 1)
+            h = tf.tanh(tf.einsum("btf,fd->btd", toks, w_tok))              # [1, 4, 8]
+            cls = tf.reduce_mean(h, 1, keepdims=True)
+            emb = tf.concat([cls, tf.reduce_max(h, 1, keepdims=True), h], 1)  # [1, 6, 8]
+            with tf.name_scope("PartitionedCall"):
+                tf.identity(emb, name="Identity_7")
+            tf.nn.sigmoid(tf.matmul(cls[:, 0, :], w_cls), name="Identity")
+        meta = None if key == "maest30" else {
+            "name": "tiny maest", "classes": ["m0", "m1", "m2"],
+            "schema": {"inputs": [{"name": "melspectrogram", "shape": [1, frames_, 96]}],
+                       "outputs": [{"name": "Identity", "op": "Sigmoid",
+                                    "output_purpose": "predictions"},
+                                   {"name": "PartitionedCall/Identity_7",
+                                    "output_purpose": "embeddings"}]},
+            "inference": {"sample_rate": 16000, "algorithm": "TensorflowPredictMAEST"}}
+        z[key] = save_graph(g, d / f"{stem}.pb", meta)
     # a graph with a forbidden op (reads a file)
     g = tf.Graph()
     with g.as_default():
@@ -416,6 +443,12 @@ ORACLE = textwrap.dedent("""
                                                       output="PartitionedCall:0")(x16)
     out["effnet_emb"] = es.TensorflowPredictEffnetDiscogs(graphFilename=args["effnet"],
                                                           output="PartitionedCall:1")(x16)
+    x16m = es.Resample(inputSampleRate=args["sr"], outputSampleRate=16000,
+                       quality=4)(np.tile(x, 5))                     # 40 s
+    for key in ("maest5", "maest30"):
+        out[key] = es.TensorflowPredictMAEST(graphFilename=args[key])(x16m)
+        out[key + "_emb"] = es.TensorflowPredictMAEST(graphFilename=args[key],
+                                                      output="PartitionedCall/Identity_7")(x16m)
     np.savez(args["out"], **out)
 """)
 
@@ -426,7 +459,8 @@ def oracle(zoo):
     np.save(d / "audio.npy", zoo["audio"])
     args = {"audio": str(d / "audio.npy"), "sr": SR, "musicnn": zoo["musicnn"],
             "head": zoo["head"], "head3d": zoo["head3d"], "vggish": zoo["vggish"],
-            "tempo": zoo["tempo"], "effnet": zoo["effnet"], "out": str(d / "oracle.npz")}
+            "tempo": zoo["tempo"], "effnet": zoo["effnet"], "maest5": zoo["maest5"],
+            "maest30": zoo["maest30"], "out": str(d / "oracle.npz")}
     script = d / "oracle.py"
     script.write_text(ORACLE)
     env = oracle_env()
@@ -554,6 +588,32 @@ def test_oracle_effnet_fixed_batch(zoo, oracle):
     hl = out["highlevel"]["tiny-effnet-bs64-1"]
     assert np.abs(np.array([hl["all"][c] for c in "rst"])
                   - oracle["effnet"].mean(0)).max() <= 1e-4
+
+
+def test_oracle_maest(zoo, oracle):
+    """TensorflowPredictMAEST vs run_models on 40 s: MusiCNN bands normalised, patch/hop from
+    the path (316/313 for discogs-maest-5s-*, else 1876/1875), batch 1. Essentia returns
+    [patches, 1, tokens, D] tensors; mirkit's embeddings are those rows flattened to
+    [patches * tokens, D] (patch-major, as Essentia's TensorToVectorReal would emit them)."""
+    long = np.tile(zoo["audio"], 5)
+    out = run_models(long, SR, [zoo["maest5"], zoo["maest30"]], embeddings=True)
+    x16 = fe.resample(long, SR, 16000)
+    n_frames = fe.frame_count(len(x16), 256)                        # 2501
+    for key, stem, size, hop in (("maest5", "discogs-maest-5s-pw-1", 316, 313),
+                                 ("maest30", "tiny-maest-5s-1", 1876, 1875)):
+        n = (n_frames - size) // hop + 1                             # 7 and 1 patches
+        ref, ref_emb = oracle[key], oracle[key + "_emb"]
+        assert ref.shape == (n, 1, 1, 3) and ref_emb.shape == (n, 1, 6, 8)
+        model = models.load_audio_model(zoo[key], embeddings=True)
+        assert (model.patch_size, model.patch_hop) == (size, hop)
+        pred, emb = model.run(x16)
+        assert np.abs(pred - ref.reshape(n, 3)).max() <= 1e-4
+        assert np.abs(emb - ref_emb.reshape(n * 6, 8)).max() <= 1e-3
+        hl = out["highlevel"][stem]
+        classes = ["m0", "m1", "m2"] if key == "maest5" else ["0", "1", "2"]
+        got = np.array([hl["all"][c] for c in classes])
+        assert np.abs(got - ref.reshape(n, 3).mean(0)).max() <= 1e-4
+        np.testing.assert_allclose(out["embeddings"][stem], emb, atol=1e-6)
 
 
 def test_openl3_like_model(tmp_path, zoo):

@@ -35,7 +35,8 @@ ALGORITHMS = {
                                 "model/vggish/embeddings"),
     "TensorflowPredictEffnetDiscogs": ("effnet", "serving_default_melspectrogram",
                                        "PartitionedCall:0", "PartitionedCall:1"),
-    "TensorflowPredictMAEST": ("maest", "melspectrogram", "Identity", None),
+    "TensorflowPredictMAEST": ("maest", "melspectrogram", "Identity",
+                               "PartitionedCall/Identity_7"),
     "TensorflowPredictTempoCNN": ("tempocnn", "input", "output", None),
     "TempoCNN": ("tempocnn", "input", "output", None),
     "OpenL3": ("openl3", "melspectrogram", None, "embeddings"),
@@ -262,7 +263,7 @@ class AudioModel:
         self.path = path
         rate, bands, size, hop = fe.FRONT_ENDS[info.front_end]
         if info.front_end == "maest":
-            size, hop = self._maest_patch(info.stem)
+            size, hop = self._maest_patch(path)
         self.sample_rate = info.sample_rate or rate
         self.patch_size = int(patch_size or size)
         self.patch_hop = int(hop if patch_hop is None else patch_hop)
@@ -288,9 +289,13 @@ class AudioModel:
             _check_against_graph(info, self.graph, self.pred_index, "predictions")
 
     @staticmethod
-    def _maest_patch(stem):
-        for key, value in (("-5s", (316, 313)), ("-10s", (626, 625)), ("-20s", (1256, 1250))):
-            if key in stem:
+    def _maest_patch(path):
+        """MAEST patch and hop from the graph path, as TensorflowPredictMAEST sets them: the
+        path must contain ``discogs-maest-5s-`` (10s, 20s; case-sensitive, checked against the
+        oracle), anything else is a 30 s model (1876, 1875)."""
+        for key, value in (("discogs-maest-5s-", (316, 313)), ("discogs-maest-10s-", (626, 625)),
+                           ("discogs-maest-20s-", (1256, 1250))):
+            if key in str(path):
                 return value
         return 1876, 1875
 
