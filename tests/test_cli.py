@@ -119,3 +119,10 @@ def test_output_or_project_dir_that_cannot_be_used_is_one_line(tmp_path, run_too
     assert res.returncode == 2, res.stderr
     assert b"Traceback" not in res.stderr and len(res.stderr.splitlines()) == 1
     assert b"project" in res.stderr
+
+
+@pytest.mark.parametrize("tool_name", ["extract", "gridsearch"])
+def test_negative_jobs_is_a_usage_error(tool_name, run_tool):
+    # -j -1 used to be taken silently as "all cores"
+    res = run_tool(tool_name, "-j", "-1", "x")
+    assert res.returncode == 2 and b"number of jobs must be 0" in res.stderr

@@ -230,9 +230,20 @@ class Tool:
             sys.stdout.flush()
 
 
+def _jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number of jobs: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"number of jobs must be 0 (all cores) or more, "
+                                         f"not {value}")
+    return value
+
+
 def add_jobs_argument(parser):
-    """``-j/--jobs N`` (default: all cores)."""
-    parser.add_argument("-j", "--jobs", type=int, default=0, metavar="N",
+    """``-j/--jobs N`` (default: all cores; 0 also means all cores)."""
+    parser.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
                         help="worker processes (default: all cores)")
 
 
