@@ -134,3 +134,31 @@ def test_json_and_stream_inputs(tmp_path):
     assert list(typed["lowlevel.x"][1]) == [1.0, 2.0]
     ds, _ = load_dataset(None, records={"r1": rec, "r2": {**rec, "lowlevel": {"x": [3, 4]}}})
     assert ds.ids == ["r1", "r2"]
+
+
+def test_filelist_entries_pointing_into_a_record_stream(tmp_path):
+    # `mkgroundtruth --label KEY -l fl.yaml records.msgpack` lists every id with the stream
+    # file that holds it; each id takes its own record (by record id), read once per file
+    import msgpack
+    from mirkit.gaia.dataset import essentia_version
+
+    def rec(rid, x):
+        return {"metadata": {"id": rid, "version": {"mirkit": "0.1.0"}}, "lowlevel": {"x": [x, 2 * x]}}
+    stream = tmp_path / "records.msgpack"
+    stream.write_bytes(b"".join(msgpack.packb(rec(r, x)) for r, x in
+                                (("a", 1.0), ("b", 3.0), ("c", 5.0), ("d", 7.0))))
+    (tmp_path / "e.json").write_text(json.dumps(rec("e", 9.0)))
+    filelist = {"a": str(stream), "b": str(stream), "d": str(stream),
+                "e": str(tmp_path / "e.json"), "z": str(stream)}
+    warnings = []
+    ds, report = load_dataset(filelist, warn=warnings.append)
+    assert ds.ids == ["a", "b", "d", "e"]
+    assert ds.data["lowlevel.x"][:, 0].tolist() == [1.0, 3.0, 7.0, 9.0]
+    assert "z" in report.dropped_points and any("z:" in w for w in warnings)
+    # one id alone pointing into a stream works too
+    ds, _ = load_dataset({"c": str(stream), "e": str(tmp_path / "e.json")})
+    assert ds.data["lowlevel.x"][:, 0].tolist() == [5.0, 9.0]
+    assert essentia_version(str(stream)) == "2.1-beta6"  # mirkit records: beta5 template
+    # several ids sharing one single-record file (Gaia allows it) all get that record
+    ds, _ = load_dataset({"p": str(tmp_path / "e.json"), "q": str(tmp_path / "e.json")})
+    assert ds.ids == ["p", "q"]  # (identical points: the cleaner drops lowlevel.x)

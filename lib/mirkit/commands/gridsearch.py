@@ -20,11 +20,12 @@ class GridSearchTool(Tool):
         "data with probabilities into PROJECTDIR/<className>.model and print Gaia's RESULT line.\n"
         "\n"
         "Descriptors come from the filelist (id -> descriptor file: Essentia JSON, YAML/.sig or\n"
-        "a one-record msgpack/JSON stream; relative paths resolve against the filelist's\n"
-        "directory), or, when FILELIST is '-' or omitted, from a record stream on stdin matched\n"
-        "to the groundtruth ids by record id. Without -p a project file is generated into\n"
-        "PROJECTDIR/project.yaml from the built-in 2.1-beta5 or 2.1-beta2 template (chosen from\n"
-        "metadata.version.essentia, as Gaia does). A rerun skips configurations already done.")
+        "a msgpack/JSON stream, where the record of that id is taken; relative paths resolve\n"
+        "against the filelist's directory), or, when FILELIST is '-' or omitted, from a record\n"
+        "stream on stdin matched to the groundtruth ids by record id. Without -p a project\n"
+        "file is generated into PROJECTDIR/project.yaml from the built-in 2.1-beta5 or\n"
+        "2.1-beta2 template (chosen from metadata.version.essentia, as Gaia does; mirkit's\n"
+        "own records take 2.1-beta5). A rerun skips configurations already done.")
     reads_files = False
     writes_records = False
     has_output = False

@@ -142,12 +142,43 @@ class _ExcludeCache:
         return {k: v for k, v in typed.items() if k not in drop}
 
 
-def load_typed_file(path, exclude=(), fail_on_unmatched=False):
+def load_typed_file(path, exclude=(), fail_on_unmatched=False, item_id=None):
     """Load one descriptor file (Essentia JSON/YAML, .sig, or a one-record stream) and type
-    it; excluded descriptors removed."""
-    record = load_single_record(path)
+    it; excluded descriptors removed. With ``item_id``, a file holding several records (a
+    record stream, as ``mkgroundtruth --label -l`` lists) gives the record of that id."""
+    try:
+        record = load_single_record(path)
+    except MirkitError as exc:
+        if item_id is None or not exc.reason.startswith("expected one record"):
+            raise
+        record = stream_records(path, {item_id}).get(item_id)
+        if record is None:
+            raise MirkitError(f"no record with id {item_id!r} in this stream", path) from None
     typed = type_record(record, path)
     return _ExcludeCache(exclude, fail_on_unmatched)(typed, path)
+
+
+def stream_records(path, ids):
+    """``{id: record}`` for the records of a stream file whose record id is in ``ids``
+    (the first of each id); unreadable items are skipped, an unreadable file raises.
+    A file holding a single record (a plain descriptor file, which Gaia lets several ids
+    share) gives that record for every id."""
+    from ..records import record_id
+    from ..streams import read_file
+    found = {}
+    first, count = None, 0
+    for item in read_file(path):
+        count += 1
+        if isinstance(item, MirkitError):
+            continue
+        if first is None:
+            first = item
+        rid = record_id(item)
+        if rid in ids and rid not in found:
+            found[rid] = item
+    if count == 1 and first is not None:
+        return {pid: first for pid in ids}
+    return found
 
 
 # ---------------------------------------------------------------------------------------
@@ -358,6 +389,29 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
                 failed[pid] = exc.reason
     else:
         items = sorted(filelist.items())
+        # a path listed for several ids is a record stream (mkgroundtruth --label -l): read
+        # it once and pick the records by id instead of reading it once per id
+        by_path = {}
+        for pid, path in items:
+            by_path.setdefault(path, []).append(pid)
+        shared = {path: pids for path, pids in by_path.items() if len(pids) > 1}
+        for path, pids in sorted(shared.items()):
+            try:
+                found = stream_records(path, set(pids))
+            except MirkitError as exc:
+                found, reason = {}, str(exc if exc.source else MirkitError(exc.reason, path))
+            else:
+                reason = str(MirkitError("no record with this id in the stream", path))
+            for pid in pids:
+                try:
+                    if pid not in found:
+                        raise MirkitError(reason)
+                    points[pid] = excl(type_record(found[pid], path), path)
+                except MirkitError as exc:
+                    if "didn't match any descriptor" in exc.reason or "ambiguous" in exc.reason:
+                        raise
+                    failed[pid] = str(exc)
+        items = [(pid, path) for pid, path in items if path not in shared]
         results = ordered_map(_load_one, [(pid, path, tuple(exclude), fail_on_unmatched)
                                           for pid, path in items], jobs=jobs)
         load_cpu = 0.0
@@ -383,7 +437,7 @@ def _load_one(args):
     pid, path, exclude, fail = args
     start = time.process_time()
     try:
-        res = load_typed_file(path, exclude, fail)
+        res = load_typed_file(path, exclude, fail, item_id=pid)
     except MirkitError as exc:
         res = exc if exc.source else MirkitError(exc.reason, path)
     except (OSError, RecursionError, MemoryError) as exc:  # pragma: no cover - defensive
@@ -399,7 +453,14 @@ def essentia_version(path_or_record):
     ``2.1-beta6`` (beta5 template), so that a generated project matches its descriptors."""
     record = path_or_record
     if not isinstance(record, dict):
-        record = load_single_record(path_or_record)
+        try:
+            record = load_single_record(path_or_record)
+        except MirkitError as exc:
+            if not exc.reason.startswith("expected one record"):
+                raise
+            # a record stream: its first record speaks for it
+            from ..streams import read_file
+            record = next((r for r in read_file(path_or_record) if isinstance(r, dict)), {})
     version = record.get("metadata", {}).get("version") if isinstance(
         record.get("metadata"), dict) else None
     if not isinstance(version, dict):
