@@ -140,8 +140,11 @@ ORACLE = textwrap.dedent("""
                     out[f"rs_{rate}_{to}"] = es.Resample(inputSampleRate=rate,
                                                          outputSampleRate=to, quality=4)(data[key])
     for to in (16000, 11025, 48000):
-        out[f"mono_{to}"] = es.MonoLoader(filename=sys.argv[3], sampleRate=to,
-                                          resampleQuality=4)()
+        out[f"mono44100_{to}"] = es.MonoLoader(filename=sys.argv[3], sampleRate=to,
+                                               resampleQuality=4)()
+    for to in (16000, 48000):
+        out[f"mono22050_{to}"] = es.MonoLoader(filename=sys.argv[4], sampleRate=to,
+                                               resampleQuality=4)()
     def frames(x, size, hop):
         return np.array(list(es.FrameGenerator(x, frameSize=size, hopSize=hop,
                         startFromZero=False, validFrameThresholdRatio=0,
@@ -183,69 +186,93 @@ def oracle(tmp_path_factory):
     np.savez(tmp / "in.npz", x44=x44, **others)
     import soundfile as sf
     sf.write(str(tmp / "song.wav"), x44, 44100, subtype="PCM_16")
+    sf.write(str(tmp / "song22.wav"), x44[::2], 22050, subtype="PCM_16")
     script = tmp / "oracle.py"
     script.write_text(ORACLE)
     env = oracle_env()
     proc = subprocess.run([sys.executable, str(script), str(tmp / "in.npz"), str(tmp / "out.npz"),
-                           str(tmp / "song.wav")], capture_output=True, env=env, timeout=300)
+                           str(tmp / "song.wav"), str(tmp / "song22.wav")],
+                          capture_output=True, env=env, timeout=300)
     if proc.returncode == 77:
         pytest.skip("essentia (oracle) not installed")
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     ref = dict(np.load(tmp / "out.npz"))
     ref["x44"] = x44
     ref.update(others)
-    ref["wav"] = str(tmp / "song.wav")
+    ref["wav"], ref["wav22"] = str(tmp / "song.wav"), str(tmp / "song22.wav")
     return ref
 
 
-# input rates of the resampling oracle: 22050 and 11025 -> 16000, 16000/32000 -> 48000 have
-# no exact position (fallback); the others are exact
+# input rates of the resampling oracle: 22050/11025 -> 16000, 16000/32000/8000 -> 48000 and
+# 12000-like pairs round the converter's read position (the scan path); the others are exact
 RESAMPLE_RATES = (48000, 96000, 32000, 24000, 88200, 22050, 11025, 16000, 8000)
 
 
 def test_resample_bit_identical_to_essentia(oracle):
     """libsamplerate linear + float32 ratio, the neighbour difference rounded to float32 (as
     Essentia's bundled libsamplerate 0.1.8) = Resample(quality=4) and MonoLoader(
-    resampleQuality=4), bit for bit, wherever linear_resample applies (tensorflow.md §3.6)."""
+    resampleQuality=4), bit for bit, for every rate pair tried (tensorflow.md §3.6). The
+    ``samplerate`` wheel (libsamplerate 0.2.2) differs by 1-2 ulps on ~30 % of the samples."""
     for rate, key in ((16000, "x16"), (11025, "x11"), (48000, "x48full")):
-        ours = fe.resample(oracle["x44"], 44100, rate)
-        assert fe.linear_resample(oracle["x44"], np.float32(rate / 44100)) is not None
-        np.testing.assert_array_equal(ours, oracle[key])
-    # the whole loader: a 16-bit WAV decoded by soundfile, resampled by mirkit
+        np.testing.assert_array_equal(fe.resample(oracle["x44"], 44100, rate), oracle[key])
+    # the whole loader: 16-bit WAVs decoded by soundfile, resampled by mirkit
     import soundfile as sf
-    decoded, sr = sf.read(oracle["wav"], dtype="float32")
-    for rate in (16000, 11025, 48000):
-        np.testing.assert_array_equal(fe.resample(decoded, sr, rate), oracle[f"mono_{rate}"])
-    exact = 0
+    for wav, rates in ((oracle["wav"], (16000, 11025, 48000)), (oracle["wav22"], (16000, 48000))):
+        decoded, sr = sf.read(wav, dtype="float32")
+        for rate in rates:
+            np.testing.assert_array_equal(fe.resample(decoded, sr, rate),
+                                          oracle[f"mono{sr}_{rate}"], err_msg=f"{sr}->{rate}")
+    pairs = 0
     for rate in RESAMPLE_RATES:
         for to in (16000, 11025, 48000):
             if to == rate:
                 continue
             x, ref = oracle[f"in_{rate}"], oracle[f"rs_{rate}_{to}"]
-            if fe.linear_resample(x, np.float32(to / rate)) is None:
-                continue
-            exact += 1
-            np.testing.assert_array_equal(fe.resample(x, rate, to), ref, err_msg=f"{rate}->{to}")
-    assert exact == 18                       # of the 24 pairs; the other 6: fallback test
+            ours = fe.linear_resample(x, np.float32(to / rate))
+            assert ours is not None, f"{rate}->{to}"
+            np.testing.assert_array_equal(ours, ref, err_msg=f"{rate}->{to}")
+            pairs += 1
+    assert pairs == 24
 
 
-def test_resample_fallback_within_two_ulps(oracle):
-    """Rate pairs whose read position libsamplerate rounds (1/ratio has too many bits) go
-    through the ``samplerate`` wheel (libsamplerate 0.2.2, neighbour difference in double):
-    measured up to 1.2e-7 (2 ulps at 0.3 amplitude) on ~30 % of the samples, and one sample
-    fewer for 8000 -> 48000. A pure-Python loop reproducing the double position recurrence with
-    the float32 difference matched Essentia exactly on all of them (not vectorised, not used)."""
-    checked = 0
-    for rate, to in ((22050, 16000), (11025, 16000), (16000, 48000), (32000, 48000),
-                     (11025, 48000), (8000, 48000)):
-        x, ref = oracle[f"in_{rate}"], oracle[f"rs_{rate}_{to}"]
-        assert fe.linear_resample(x, np.float32(to / rate)) is None
-        ours = fe.resample(x, rate, to)
-        assert abs(len(ours) - len(ref)) <= 1
-        n = min(len(ours), len(ref))
-        assert np.abs(ours[:n] - ref[:n]).max() <= 1.2e-7
-        checked += 1
-    assert checked == 6
+def reference_linear(x, ratio):
+    """The converter one output at a time (pure Python, short signals only): a double read
+    position advanced by 1/ratio, its integer part moved into n after each step; x[0] while
+    the position is below 1; float32(a + t * float32(b - a)); stop when n + t >= len(x)."""
+    step = 1.0 / float(np.float32(ratio))
+    xs = [float(v) for v in np.asarray(x, np.float32)]
+    out, t, n = [], 0.0, 0
+    while n + t < len(xs):
+        a, b = (xs[0], xs[0]) if n == 0 else (xs[n - 1], xs[n])
+        diff = float(np.float32(b - a))
+        out.append(np.float32(a + t * diff))
+        t += step
+        whole = math.floor(t)
+        n, t = n + whole, t - whole
+    return np.array(out, np.float32)
+
+
+def test_linear_resample_equals_reference_loop(monkeypatch):
+    # random rate pairs (exact, rounded and periodic positions), tiny chunks and blocks so that
+    # the rounding carried from one chunk to the next is exercised
+    monkeypatch.setattr(fe, "_RESAMPLE_CHUNK", 700)
+    monkeypatch.setattr(fe, "_FSM_BLOCK", 16)
+    rng = np.random.default_rng(11)
+    kinds = set()
+    for trial in range(40):
+        a = int(rng.integers(4000, 200000)) if trial % 2 else int(rng.choice(RESAMPLE_RATES))
+        b = int(rng.choice((16000, 11025, 48000))) if trial % 3 else int(rng.integers(4000, 99000))
+        if a == b:
+            continue
+        x = rng.standard_normal(int(rng.integers(4, 2500))).astype(np.float32)
+        ours = fe.linear_resample(x, np.float32(b / a))
+        np.testing.assert_array_equal(ours, reference_linear(x, np.float32(b / a)),
+                                      err_msg=f"{a}->{b}, {len(x)} samples")
+        step = 1.0 / float(np.float32(b / a))
+        kinds.add("periodic" if fe._periodic_positions(step, 10 ** 6) else "other")
+    assert kinds == {"periodic", "other"}
+    # fewer than 4 samples: the samplerate package
+    assert len(fe.resample(np.ones(3, np.float32), 16000, 48000)) in (8, 9)
 
 
 @pytest.mark.parametrize("name,size,hop,func", [

@@ -34,9 +34,9 @@ def resample(audio, in_rate, out_rate):
     which rounds the difference of the two neighbouring samples to float32 before interpolating;
     the ``samplerate`` wheel bundles 0.2.2, which keeps it in double, so its output differs from
     Essentia's by 1-2 float32 ulps in about a third of the samples. :func:`linear_resample`
-    reproduces Essentia bit for bit whenever the read position can be computed exactly (all
-    common rate pairs: 44.1/48/88.2/96/32/24 kHz to 16 kHz, 11025 Hz and 48 kHz); for the other
-    pairs (e.g. 22050 or 11025 -> 16000 Hz, 16000 -> 48000 Hz) the ``samplerate`` package is used.
+    reproduces Essentia bit for bit (checked against the oracle for 24 rate pairs); the
+    ``samplerate`` package is only a fallback for signals of fewer than 4 samples or positions
+    the vectorised emulation cannot settle.
     """
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if int(in_rate) == int(out_rate) or audio.size == 0:
@@ -44,54 +44,152 @@ def resample(audio, in_rate, out_rate):
     ratio = np.float32(float(out_rate) / float(in_rate))
     out = linear_resample(audio, ratio)
     if out is None:
-        import samplerate  # noqa: PLC0415  (only for rate pairs without an exact position)
+        import samplerate  # noqa: PLC0415  (fallback only, see linear_resample)
 
         out = samplerate.resample(audio, ratio, "linear")
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-_RESAMPLE_BLOCK = 1 << 20
+_RESAMPLE_CHUNK = 1 << 20     # outputs per vectorised chunk
+_FSM_BLOCK = 1024             # outputs per block of the rounding scan
 
 
 def linear_resample(audio, ratio):
-    """libsamplerate's linear converter (one call, whole signal), vectorised; None if inexact.
+    """libsamplerate's linear converter (one call, whole signal), vectorised; None if unsure.
 
-    The converter advances a double ``position += 1 / ratio`` per output sample and outputs
-    ``float32(x[n-1] + t * float32(x[n] - x[n-1]))`` with ``n = floor(position)``,
-    ``t = position - n`` (``x[0]`` while the position is below 1), for every position below
-    ``len(x)``. When ``1/ratio`` has few enough significant bits that no sum
-    ``t + 1/ratio`` is ever rounded (checked here), the positions are exactly
-    ``k / ratio``, computed in integer arithmetic. Otherwise returns None.
+    The converter keeps a double read position: output k is ``x[0]`` while the position is
+    below 1, else ``float32(x[n-1] + t * float32(x[n] - x[n-1]))`` with ``n`` its integer and
+    ``t`` its fractional part; then ``t += 1/ratio`` in double and the integer part moves to
+    ``n``; it stops when the double ``n + t`` reaches ``len(x)``. In integer units of the
+    step's ulp, ``t + 1/ratio`` is exact unless it exceeds 2**53 units, where it is rounded to
+    even; the positions are ``k * step`` plus the accumulated rounding, computed per chunk by
+    :func:`_rounded_positions` (a finite-state scan over the low bits) or, for periodic
+    trajectories such as 1/3, from one period.
     """
     x = np.asarray(audio, dtype=np.float32)
     n_in = len(x)
     step = 1.0 / float(np.float32(ratio))
-    num, den = step.as_integer_ratio()
-    if n_in < 4 or num + den >= (1 << 53) or not math.isfinite(step):
+    if n_in < 4 or not math.isfinite(step) or step <= 0:
         return None
-    frac_bits = den.bit_length() - 1
-    q = max(frac_bits, 27)                       # position unit: 2**-q
-    s = num << (q - frac_bits)                   # step in units (exact)
-    whole, frac = s >> q, s & ((1 << q) - 1)
-    count = -(-(n_in << q) // s)                 # outputs k with k * step < len(x)
-    hi, lo = np.uint64(frac >> 27), np.uint64(frac & ((1 << 27) - 1))
-    qa, mask_q = np.uint64(q - 27), np.uint64((1 << q) - 1)
-    mask_a, u27, uq = np.uint64((1 << (q - 27)) - 1), np.uint64(27), np.uint64(q)
+    e = math.frexp(step)[1]
+    q = 53 - e                                   # 1.0 = 2**q position units
+    s = int(step * 2.0 ** q)                     # the step, exact, in [2**52, 2**53)
+    if not 28 <= q <= 58:
+        return None
+    lost = ((1 << q) + s - 1).bit_length() - 53  # bits the largest sum t + step can lose
+    exact = lost <= 0 or s % (1 << lost) == 0    # never rounded: positions are k * step
+    dmax = max(1, lost)
+    count = -(-(n_in << q) // s) + 2             # outputs (the rounding moves it < 1e-6)
+    period = None if exact else _periodic_positions(step, n_in)
     out = np.empty(count, np.float32)
-    for k0 in range(0, count, _RESAMPLE_BLOCK):
-        k = np.arange(k0, min(count, k0 + _RESAMPLE_BLOCK), dtype=np.uint64)
-        a, b = k * hi, k * lo                    # k * frac = a * 2**27 + b, without overflow
-        low = ((a & mask_a) << u27) + (b & mask_q)
-        n = (k * np.uint64(whole) + (a >> qa) + (b >> uq) + (low >> uq)).astype(np.int64)
-        t = (low & mask_q).astype(np.float64) * (2.0 ** -q)
-        n1 = np.maximum(n, 1)
+    carry = 0
+    for k0 in range(0, count, _RESAMPLE_CHUNK):
+        k = np.arange(k0, min(count, k0 + _RESAMPLE_CHUNK), dtype=np.int64)
+        if exact:
+            n, t = _shifted_positions(k, s, q, np.zeros(len(k), np.int64))
+        elif period is not None:
+            pn, pt, adv = period
+            n, t = (k // len(pn)) * adv + pn[k % len(pn)], pt[k % len(pn)]
+        else:
+            res = _rounded_positions(k, s, q, dmax, carry)
+            if res is None:
+                return None
+            n, t, carry = res
+        stop = np.flatnonzero(n.astype(np.float64) + t >= n_in)
+        if len(stop):
+            n, t = n[:stop[0]], t[:stop[0]]
+        n1 = np.clip(n, 1, n_in - 1)
         left = x[n1 - 1]
         y = (left.astype(np.float64) + t * (x[n1] - left).astype(np.float64)).astype(np.float32)
         y[n < 1] = x[0]
-        out[k0:k0 + len(k)] = y
-    # the converter's loop test is the double sum n + t < len(x): near the end it can round up
-    end = np.float64(n[-1]) + t[-1] >= n_in if count else False
-    return out[:-1] if end else out
+        out[k0:k0 + len(y)] = y
+        if len(stop):
+            return out[:k0 + len(y)]
+    return out
+
+
+def _shifted_positions(k, s, q, corr):
+    """(n, t) of positions ``k * s + corr`` (units 2**-q), without int64 overflow."""
+    hi, lo = s >> 27, s & ((1 << 27) - 1)
+    a, b = k * hi, k * lo                        # k * s = a * 2**27 + b
+    low = ((a & ((1 << (q - 27)) - 1)) << 27) + (b & ((1 << q) - 1)) + corr
+    n = (a >> (q - 27)) + (b >> q) + (low >> q)
+    return n, (low & ((1 << q) - 1)).astype(np.float64) * (2.0 ** -q)
+
+
+def _periodic_positions(step, n_in, limit=4096):
+    """One period of the double position trajectory if it returns to 0 within ``limit``
+    outputs (integer-ratio upsampling such as 1/3, 1/6): (n, t, n advance), else None."""
+    pos, n, ns, ts = 0.0, 0, [], []
+    for _ in range(min(limit, n_in)):          # bounded: one period, not the signal
+        ns.append(n)
+        ts.append(pos)
+        pos += step
+        whole = math.floor(pos)
+        n, pos = n + int(whole), pos - whole
+        if pos == 0.0:
+            return np.array(ns, np.int64), np.array(ts, np.float64), n
+    return None
+
+
+def _round_table(dmax):
+    """delta[w, d]: change made by rounding a sum whose low bits are w to a multiple of 2**d
+    (ties to even)."""
+    m = 1 << (dmax + 1)
+    w = np.arange(m)[:, None]
+    d = np.arange(dmax + 1)[None, :]
+    r = w & ((1 << d) - 1)
+    half = (1 << d) >> 1
+    up = (r > half) | ((r == half) & (((w >> d) & 1) == 1))
+    return np.where(r == 0, 0, np.where(up, (1 << d) - r, -r)).astype(np.int64)
+
+
+def _rounded_positions(k, s, q, dmax, carry, max_iter=8):
+    """Positions of outputs ``k`` given ``carry`` = the rounding accumulated before k[0].
+
+    The rounding of each sum depends on its magnitude (which binade: how many low bits are
+    dropped, from the positions so far) and on its low ``dmax + 1`` bits (a finite state,
+    scanned block-parallel: every block runs all states at once, then the blocks are
+    chained). Repeated until the magnitudes agree with the positions they produce (a fixed
+    point is the converter's own trajectory); None if that does not settle.
+    """
+    m = 1 << (dmax + 1)
+    delta = _round_table(dmax)
+    size = len(k)
+    nb = -(-size // _FSM_BLOCK)
+    pad = nb * _FSM_BLOCK - size
+    low_k1 = ((k + 1) % m) * (s % m) % m          # (k + 1) * s mod m
+    corr = np.full(size, carry, np.int64)
+    used = None
+    for _ in range(max_iter):
+        _, t = _shifted_positions(k, s, q, corr)
+        units = (t * 2.0 ** q).astype(np.int64) + s  # the sums, in units
+        drop = np.zeros(size, np.int64)
+        for dd in range(1, dmax + 1):
+            drop[units >= (1 << (52 + dd))] = dd
+        if used is not None and np.array_equal(drop, used):
+            n, t = _shifted_positions(k, s, q, corr)
+            last = int(corr[-1] + delta[(low_k1[-1] + corr[-1]) % m, drop[-1]])
+            return n, t, last
+        used = drop
+        a = np.concatenate([low_k1, np.zeros(pad, np.int64)]).reshape(nb, _FSM_BLOCK)
+        d = np.concatenate([drop, np.zeros(pad, np.int64)]).reshape(nb, _FSM_BLOCK)
+        states = np.tile(np.arange(m, dtype=np.int64), (nb, 1))   # every start state
+        for j in range(_FSM_BLOCK):
+            states = (states + delta[(a[:, j:j + 1] + states) % m, d[:, j:j + 1]]) % m
+        starts = np.empty(nb, np.int64)
+        c = carry % m
+        for b in range(nb):                         # chain the blocks (one per 1024 outputs)
+            starts[b] = c
+            c = int(states[b, c])
+        steps = np.empty((nb, _FSM_BLOCK), np.int64)
+        c = starts
+        for j in range(_FSM_BLOCK):
+            steps[:, j] = delta[(a[:, j] + c) % m, d[:, j]]
+            c = (c + steps[:, j]) % m
+        flat = steps.reshape(-1)[:size]
+        corr = carry + np.concatenate([[0], np.cumsum(flat[:-1])])
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
