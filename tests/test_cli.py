@@ -126,3 +126,31 @@ def test_negative_jobs_is_a_usage_error(tool_name, run_tool):
     # -j -1 used to be taken silently as "all cores"
     res = run_tool(tool_name, "-j", "-1", "x")
     assert res.returncode == 2 and b"number of jobs must be 0" in res.stderr
+
+
+def test_no_progress_bar_over_records_printed_on_the_terminal(monkeypatch):
+    # `extract song.wav` on a terminal printed "extract: extracting [###] 1/1{" (the bar and
+    # the JSON record on one line): no bar when records go to the terminal, a bar with -o
+    import io
+    from mirkit.cli import Tool
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Dummy(Tool):
+        name = "dummy"
+
+        def run(self, args):
+            return 0
+
+    monkeypatch.setattr(sys, "stdout", Tty())
+    monkeypatch.setattr(sys, "stderr", Tty())
+    tool = Dummy()
+    tool.args = tool.parser.parse_args([])
+    assert not tool.progress("working", 3).enabled
+    tool.args = tool.parser.parse_args(["-o", "out.msgpack"])
+    assert tool.progress("working", 3).enabled
+    tool.args = tool.parser.parse_args(["-q", "-o", "out.msgpack"])
+    tool.verbosity = 0
+    assert not tool.progress("working", 3).enabled

@@ -175,7 +175,13 @@ class Tool:
             self._say(text)
 
     def progress(self, label, total=None):
-        return Progress(f"{self.name}: {label}", total, enabled=self.verbosity >= 1)
+        enabled = self.verbosity >= 1
+        args = getattr(self, "args", None)
+        output = getattr(args, "output", None)
+        if self.writes_records and (not output or output == "-") and _isatty(sys.stdout):
+            # records are printed on the same terminal as the bar: it would garble them
+            enabled = False
+        return Progress(f"{self.name}: {label}", total, enabled=enabled)
 
     # ---- inputs ---------------------------------------------------------------------------
     def input_paths(self, args):
