@@ -184,6 +184,14 @@ def zoo(tmp_path_factory):
                                     "output_purpose": "embeddings"}]},
             "inference": {"sample_rate": 16000, "algorithm": "TensorflowPredictMAEST"}}
         z[key] = save_graph(g, d / f"{stem}.pb", meta)
+    # tiny OpenL3-like model (no .json: the name selects the gist's front end): [B,128,199,1]
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 128, 199, 1], name="melspectrogram")
+        tf.tanh(tf.matmul(tf.reduce_mean(x, axis=[2, 3]),
+                          rng.standard_normal((128, 6)).astype(np.float32) * 0.05),
+                name="embeddings")
+    z["openl3"] = save_graph(g, d / "tiny-openl3-mel128.pb")
     # a graph with a forbidden op (reads a file)
     g = tf.Graph()
     with g.as_default():
@@ -449,6 +457,24 @@ ORACLE = textwrap.dedent("""
         out[key] = es.TensorflowPredictMAEST(graphFilename=args[key])(x16m)
         out[key + "_emb"] = es.TensorflowPredictMAEST(graphFilename=args[key],
                                                       output="PartitionedCall/Identity_7")(x16m)
+    # OpenL3: the official gist's recipe (Essentia algorithms + TensorflowPredict, squeeze off)
+    x48 = es.Resample(inputSampleRate=args["sr"], outputSampleRate=48000,
+                      quality=4)(x[:int(args["sr"] * 2.5)])
+    w, s = es.Windowing(size=2048, normalized=False), es.Spectrum(size=2048)
+    mb = es.MelBands(inputSize=1025, numberBands=128, sampleRate=48000, lowFrequencyBound=0,
+                     highFrequencyBound=24000, warpingFormula="slaneyMel", weighting="linear",
+                     normalize="unit_tri", type="magnitude", log=False)
+    chunks = []
+    for chunk in es.FrameGenerator(x48, frameSize=48000, hopSize=4800):
+        m = np.array([mb(s(w(f))) for f in es.FrameGenerator(chunk, frameSize=2048, hopSize=242,
+                                                             validFrameThresholdRatio=0.5)])
+        db = 10 * np.log10(np.maximum(1e-10, m))
+        chunks.append(np.maximum(db, db.max() - 80) - db.max())
+    batch = np.ascontiguousarray(np.array(chunks)[:, None].transpose(0, 3, 2, 1), np.float32)
+    pool = essentia.Pool()
+    pool.set("melspectrogram", batch)
+    out["openl3"] = es.TensorflowPredict(graphFilename=args["openl3"], inputs=["melspectrogram"],
+                                         outputs=["embeddings"], squeeze=False)(pool)["embeddings"]
     np.savez(args["out"], **out)
 """)
 
@@ -460,7 +486,7 @@ def oracle(zoo):
     args = {"audio": str(d / "audio.npy"), "sr": SR, "musicnn": zoo["musicnn"],
             "head": zoo["head"], "head3d": zoo["head3d"], "vggish": zoo["vggish"],
             "tempo": zoo["tempo"], "effnet": zoo["effnet"], "maest5": zoo["maest5"],
-            "maest30": zoo["maest30"], "out": str(d / "oracle.npz")}
+            "maest30": zoo["maest30"], "openl3": zoo["openl3"], "out": str(d / "oracle.npz")}
     script = d / "oracle.py"
     script.write_text(ORACLE)
     env = oracle_env()
@@ -629,6 +655,17 @@ def test_openl3_like_model(tmp_path, zoo):
     assert emb.shape == (fe.frame_count(len(x48), 4800), 128) == ref.shape
     np.testing.assert_allclose(emb, ref, atol=1e-4)
     assert out["highlevel"] == {}
+
+
+def test_oracle_openl3(zoo, oracle):
+    """OpenL3 has no Essentia algorithm: the oracle is the official gist's recipe (Essentia's
+    Resample, FrameGenerator, Windowing, Spectrum, MelBands, then TensorflowPredict with
+    squeeze off) on 2.5 s; mirkit's run_models on the same audio (measured 2.3e-5)."""
+    out = run_models(zoo["audio"][:int(SR * 2.5)], SR, [zoo["openl3"]])
+    emb = np.array(out["embeddings"]["tiny-openl3-mel128"])
+    ref = np.asarray(oracle["openl3"])
+    assert ref.shape == (27, 1, 1, 6) and emb.shape == (27, 6)     # 2.5 s / 0.1 s hop + 1
+    assert np.abs(emb - ref.reshape(emb.shape)).max() <= 1e-4
 
 
 def test_musicnn_fast_graph_equals_original_layer_order(tmp_path):
