@@ -114,3 +114,19 @@ def test_fuzz_mutated_streams(fmt, pos, byte):
         except MirkitError:
             continue
         assert all(isinstance(g, dict) for g in good)
+
+
+def test_audio_file_given_as_records_says_so(tmp_path):
+    # a filelist of audio instead of descriptor files gave "invalid YAML: unacceptable
+    # character #x00b1" for a WAV file
+    import numpy as np
+    import soundfile as sf
+    for name, fmt, kind in (("a.wav", "WAV", "WAV"), ("a.flac", "FLAC", "FLAC"),
+                            ("a.ogg", "OGG", "Ogg")):
+        path = tmp_path / name
+        sf.write(str(path), np.zeros(4410), 44100, format=fmt)
+        with pytest.raises(StreamError, match=f"audio file \\({kind}\\).*extract"):
+            list(read_file(str(path)))
+    # text and records starting like audio magic words are still read as records
+    assert read_all(b'{"RIFF": 1}')[0] == [{"RIFF": 1}]
+    assert len(read_all(b"FORM: 1\n")[0]) == 1

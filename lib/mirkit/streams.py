@@ -64,6 +64,24 @@ def _binary(fileobj):
     return getattr(fileobj, "buffer", fileobj)
 
 
+def _audio_kind(head):
+    """The kind of audio file whose leading bytes are ``head``, or None. Audio is never a
+    valid record stream (a filelist of audio files instead of descriptor files)."""
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
+        return "WAV"
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "AIFF"
+    if head[:4] == b"fLaC":
+        return "FLAC"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    if head[:3] == b"ID3" and head[3:4] in (b"\x02", b"\x03", b"\x04"):
+        return "MP3"
+    if head[:1] == b"\xff" and head[1:2] and head[1] & 0xE0 == 0xE0:
+        return "MP3"
+    return None
+
+
 def read_records(fileobj, source="-"):
     """Yield the records of a binary (or text-with-.buffer) stream, auto-detecting the format.
 
@@ -84,6 +102,10 @@ def read_records(fileobj, source="-"):
             break
     stripped = head.lstrip(_JSON_WS)
     first = stripped[0]
+    kind = _audio_kind(head)
+    if kind:
+        raise StreamError(f"this is an audio file ({kind}), not descriptor records: "
+                          "describe it with extract first", source, 0)
     if len(stripped) == len(head) and _is_msgpack_start(first):
         yield from _read_msgpack(head, raw, source)
     elif first in b"{[":
