@@ -50,8 +50,8 @@ def resample(audio, in_rate, out_rate):
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-_RESAMPLE_CHUNK = 1 << 20     # outputs per vectorised chunk
-_FSM_BLOCK = 1024             # outputs per block of the rounding scan
+_RESAMPLE_CHUNK = 1 << 18     # outputs per vectorised chunk (about 40 MiB of temporaries)
+_FSM_BLOCK = 512              # outputs per block of the rounding scan
 
 
 def linear_resample(audio, ratio):
@@ -179,7 +179,7 @@ def _rounded_positions(k, s, q, dmax, carry, max_iter=8):
             states = (states + delta[(a[:, j:j + 1] + states) % m, d[:, j:j + 1]]) % m
         starts = np.empty(nb, np.int64)
         c = carry % m
-        for b in range(nb):                         # chain the blocks (one per 1024 outputs)
+        for b in range(nb):                         # chain the blocks (one per _FSM_BLOCK outputs)
             starts[b] = c
             c = int(states[b, c])
         steps = np.empty((nb, _FSM_BLOCK), np.int64)
