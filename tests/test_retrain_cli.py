@@ -144,3 +144,27 @@ def test_written_history_runs_in_gaiatransform(project):
         assert r["highlevel.synthetic.value"] == m["value"]
         for cls, p in m["all"].items():
             assert np.float32(r[f"highlevel.synthetic.all.{cls}"]) == np.float32(p)
+
+
+def test_training_failure_names_the_input_and_configuration(run_tool, tmp_path):
+    # a dimension constant over every point (the rest of its descriptor varies, so the
+    # cleaner keeps it) makes Gaia's normalization fail; the message said only
+    # "retrain: Normalize: ..." without naming the project or the configuration
+    fl = {}
+    for i in range(10):
+        rec = {"lowlevel": {"v": [float(i % 5) + i / 10.0, 5.0]}}
+        (tmp_path / f"t{i}.json").write_text(json.dumps(rec))
+        fl[f"t{i}"] = str(tmp_path / f"t{i}.json")
+    (tmp_path / "fl.yaml").write_text(yamlio.dump(fl))
+    (tmp_path / "gt.yaml").write_text(yamlio.dump({
+        "className": "c", "groundTruth": {f"t{i}": "ab"[i % 2] for i in range(10)},
+        "type": "singleClass", "version": 1.0}))
+    proj = tmp_path / "project.yaml"
+    write_default_project(proj, "2.1-beta2", "c", str(tmp_path), str(tmp_path / "fl.yaml"),
+                          str(tmp_path / "gt.yaml"))
+    proc = run_tool("retrain", "-p", proj, "--preprocessing", "raw", "--kernel", "RBF",
+                    "--C", "1", "--gamma", "-3", "-o", tmp_path / "m.model")
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert err.startswith(f"retrain: {proj}: cannot train raw RBF: ") and "Division by zero" in err
+    assert not (tmp_path / "m.model").exists()

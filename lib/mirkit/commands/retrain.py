@@ -112,8 +112,16 @@ class RetrainTool(Tool):
                                   cached)
             gt = GroundTruth(project.class_name, base.meta["labels"])
         gt = restrict_groundtruth(gt, base, log)
-        data = train_model_file(project, gt, base, config, args.output, param=param, log=log,
-                                class_name=args.class_name)
+        try:
+            data = train_model_file(project, gt, base, config, args.output, param=param,
+                                    log=log, class_name=args.class_name)
+        except MirkitError as exc:
+            if exc.source:
+                raise
+            # e.g. "Normalize: ... Division by zero in ...": say which configuration failed
+            raise MirkitError(f"cannot train {config.get('preprocessing')} "
+                              f"{config.get('kernel')}: {exc.reason}",
+                              param_path or project_path) from None
         self.info(f"model written to {args.output}", 1)
         if args.history:
             self.info(f"Gaia history written to {write_history_beside(args.output, data)}", 1)
