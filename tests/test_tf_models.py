@@ -457,6 +457,8 @@ ORACLE = textwrap.dedent("""
         out[key] = es.TensorflowPredictMAEST(graphFilename=args[key])(x16m)
         out[key + "_emb"] = es.TensorflowPredictMAEST(graphFilename=args[key],
                                                       output="PartitionedCall/Identity_7")(x16m)
+    out["maest5_repeat"] = es.TensorflowPredictMAEST(graphFilename=args["maest5"],
+                                                     lastPatchMode="repeat")(x16m)
     # OpenL3: the official gist's recipe (Essentia algorithms + TensorflowPredict, squeeze off)
     x48 = es.Resample(inputSampleRate=args["sr"], outputSampleRate=48000,
                       quality=4)(x[:int(args["sr"] * 2.5)])
@@ -640,6 +642,12 @@ def test_oracle_maest(zoo, oracle):
         got = np.array([hl["all"][c] for c in classes])
         assert np.abs(got - ref.reshape(n, 3).mean(0)).max() <= 1e-4
         np.testing.assert_allclose(out["embeddings"][stem], emb, atol=1e-6)
+    # lastPatchMode repeat: one more patch from the leftover frames repeated cyclically
+    model = models.load_audio_model(zoo["maest5"], last_patch="repeat")
+    pred, _ = model.run(x16)
+    ref = oracle["maest5_repeat"]
+    assert ref.shape == (8, 1, 1, 3) and pred.shape == (8, 3)
+    assert np.abs(pred - ref.reshape(8, 3)).max() <= 1e-4
 
 
 def test_openl3_like_model(tmp_path, zoo):
