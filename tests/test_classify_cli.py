@@ -251,3 +251,11 @@ def test_tensorflow_loader_gets_only_its_options(tmp_path, monkeypatch):
     seen.clear()
     load_model(str(tmp_path / "head.pb"), fresh=True, allow_any_op=None)
     assert seen == {}
+
+
+def test_describe_takes_exactly_one_model(trained, run_tool):
+    # `classify --describe a.model b.model` described a.model and ignored b.model silently
+    proc = run_tool("classify", "--describe", trained["path"], trained["path"])
+    assert proc.returncode == 2 and b"--describe takes one MODEL" in proc.stderr
+    proc = run_tool("classify", "--describe", trained["path"], "-m", trained["path"])
+    assert proc.returncode == 2 and proc.stdout == b""

@@ -129,6 +129,9 @@ class ClassifyTool(Tool):
         options = {"fresh": args.history_fresh, "lenient": args.history_lenient,
                    "allow_any_op": args.allow_any_op or None}
         if args.describe:
+            if args.inputs or args.model:
+                # `classify --describe a.model b.model` described a.model only, silently
+                self.parser.error("--describe takes one MODEL and no -m or FILE arguments")
             model = load_model(args.describe, **options)
             self.write_text(args, json.dumps(model.describe(), indent=2, ensure_ascii=False,
                                              default=str) + "\n")
