@@ -259,3 +259,14 @@ def test_describe_takes_exactly_one_model(trained, run_tool):
     assert proc.returncode == 2 and b"--describe takes one MODEL" in proc.stderr
     proc = run_tool("classify", "--describe", trained["path"], "-m", trained["path"])
     assert proc.returncode == 2 and proc.stdout == b""
+
+
+def test_unappliable_history_is_fatal_once(gaia_fixtures, run_tool, tmp_path):
+    # a format-100 history loads (--describe works) but cannot be applied: exit 2 with one
+    # message, not one failure per record and exit 1
+    pca = gaia_fixtures / "history" / "gaia_2_0_pca.hist"
+    stream = b"".join(msgpack.packb({"metadata": {"id": f"r{i}"}}) for i in range(3))
+    proc = run_tool("classify", "-m", pca, input=stream)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode().count("\n") == 1 and b"Gaia >= 2.3" in proc.stderr
+    assert run_tool("classify", "--describe", pca).returncode == 0

@@ -144,7 +144,12 @@ class ClassifyTool(Tool):
         models = [load_model(spec, name=name, **options)
                   for spec, name in zip(args.model, names)]
         seen = {}
-        for m in models:
+        for m, spec in zip(models, args.model):
+            if getattr(m, "unusable", None):
+                # e.g. a Gaia history of format 100: it loads (for --describe) but cannot be
+                # applied to any record, so nothing could be done
+                raise MirkitError(f"model cannot be applied: {m.unusable}",
+                                  getattr(m, "path", None) or spec)
             if m.name in seen:
                 raise MirkitError(f"two models write highlevel.{m.name}; give one of them "
                                   f"--name")
