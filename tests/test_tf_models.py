@@ -710,3 +710,38 @@ def test_cli_extract_models_only_then_classify_head(zoo, tmp_path, run_tool):
     out = json.loads(res.stdout)
     assert set(out["highlevel"]) == {"test-musicnn-1", "head-test-musicnn-1"}
     assert set(out["highlevel"]["head-test-musicnn-1"]["all"]) == {"x", "y", "z"}
+
+
+def test_cli_graph_options_for_models_without_json(zoo, tmp_path, run_tool):
+    """--tf-* options name the nodes, classes and front end of graphs that have no .json."""
+    import shutil
+
+    import soundfile as sf
+
+    wav = tmp_path / "tone.wav"
+    sf.write(str(wav), zoo["audio"], SR, subtype="FLOAT")
+    bare = tmp_path / "bare-vggish.pb"
+    shutil.copy(zoo["vggish"], bare)
+    with_json = run_tool("extract", "--descriptors", "none", "--model", zoo["vggish"],
+                         "-f", "json", wav)
+    assert with_json.returncode == 0, with_json.stderr
+    res = run_tool("extract", "--descriptors", "none", "--model", bare, "-f", "json",
+                   "--tf-front-end", "vggish", "--tf-input", "model/Placeholder",
+                   "--tf-output", "model/Sigmoid", "--tf-classes", "no,yes",
+                   "--tf-embeddings-output", "model/vggish/embeddings", wav)
+    assert res.returncode == 0, res.stderr
+    ref = json.loads(with_json.stdout)
+    got = json.loads(res.stdout)
+    assert got["highlevel"]["bare-vggish"] == ref["highlevel"]["tiny-vggish-1"]
+    assert got["embeddings"]["bare-vggish"] == ref["embeddings"]["tiny-vggish-1"]
+
+    head = tmp_path / "bare-head.pb"
+    shutil.copy(zoo["head"], head)
+    record = {"metadata": {"id": "r"}, **run_models(zoo["audio"], SR, [zoo["musicnn"]])}
+    data = json.dumps(record).encode()
+    res = run_tool("classify", "-m", head, "-f", "json", "--tf-input", "model/Placeholder",
+                   "--tf-output", "model/Softmax", "--tf-classes", "x,y,z",
+                   "--tf-embedding-model", "test-musicnn-1", input=data)
+    assert res.returncode == 0, res.stderr
+    ref = models.load_head(zoo["head"]).predict(record)
+    assert json.loads(res.stdout)["highlevel"]["bare-head"]["all"] == pytest.approx(ref["all"])

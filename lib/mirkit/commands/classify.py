@@ -10,6 +10,7 @@ from ..cli import Tool
 from ..errors import MirkitError, StreamError
 from ..records import check_record, record_id
 from ..streams import read_file, read_records
+from .tfoptions import add_graph_arguments, graph_options
 
 BATCH = 256        # records per predict_many call
 GC_EVERY = 64      # batches between full garbage collections while streaming
@@ -122,12 +123,13 @@ class ClassifyTool(Tool):
                             help="TensorFlow models (.pb, SavedModel): load graphs with ops "
                                  "outside the inference allow-list (UNSAFE: such ops can read "
                                  "or write files; use only with models you trust)")
+        add_graph_arguments(parser, audio=False)
 
     def run(self, args):
         from ..modelio import load_model
 
         options = {"fresh": args.history_fresh, "lenient": args.history_lenient,
-                   "allow_any_op": args.allow_any_op or None}
+                   "allow_any_op": args.allow_any_op or None, **graph_options(args)}
         if args.describe:
             if args.inputs or args.model:
                 # `classify --describe a.model b.model` described a.model only, silently

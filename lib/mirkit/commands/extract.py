@@ -6,6 +6,7 @@ import sys
 from ..cli import Tool, add_jobs_argument
 from ..errors import MirkitError
 from ..extractor import profile as profile_mod
+from .tfoptions import add_graph_arguments, graph_options
 
 NAMESPACE_CHOICES = ("lowlevel", "rhythm", "tonal")
 
@@ -77,6 +78,7 @@ class ExtractTool(Tool):
         parser.add_argument("--allow-any-op", action="store_true",
                             help="UNSAFE: run TensorFlow graphs with ops outside the allow-list "
                                  "(file, network, py_func...); only for models you trust")
+        add_graph_arguments(parser, audio=True)
         add_jobs_argument(parser)
 
     def input_paths(self, args):
@@ -98,6 +100,7 @@ class ExtractTool(Tool):
             options["models"] = list(args.model)
             options["embeddings"] = bool(args.embeddings)
             options["allow_any_op"] = bool(args.allow_any_op)
+            options["model_options"] = graph_options(args)
             _check_models(args.model)
         elif args.embeddings:
             raise MirkitError("--embeddings needs at least one --model")

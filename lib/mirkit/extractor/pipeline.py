@@ -219,7 +219,8 @@ def extract_file(path, options=None, source=None, timings=None):
         del data
         tf_result = run_models(audio, float(sr_in), list(models),
                                embeddings=bool(opts.get("embeddings")),
-                               allow_any_op=bool(opts.get("allow_any_op")))
+                               allow_any_op=bool(opts.get("allow_any_op")),
+                               **(opts.get("model_options") or {}))
         del audio
         clock.lap("models")
         if not descriptors and not want_frames:
