@@ -66,3 +66,14 @@ def test_real_sig_fixtures_roundtrip(gaia_fixtures):
         again = yamlio.loads(text)
         assert again == rec, path
         assert yamlio.dump_sig(again) == text, path
+
+
+def test_sig_dump_spells_nan_and_inf_plainly():
+    # json2sig(1) says NaN and infinities are written nan, inf, -inf; PyYAML wrote
+    # "!!float nan" (an explicit tag a non-PyYAML reader such as Gaia's may not expect)
+    text = yamlio.dump_sig({"x": float("nan"), "y": math.inf, "z": [-math.inf, 1.0], "s": "nan"})
+    assert "!!" not in text
+    assert "x: nan\n" in text and "y: inf\n" in text and "- -inf\n" in text and 's: "nan"' in text
+    back = yamlio.loads(text)
+    assert math.isnan(back["x"]) and back["y"] == math.inf and back["z"] == [-math.inf, 1.0]
+    assert back["s"] == "nan"

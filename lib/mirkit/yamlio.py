@@ -150,7 +150,16 @@ def _represent_sig_mapping(dumper, data):
 
 SigDumper.add_representer(str, _represent_str)
 SigDumper.add_representer(dict, _represent_sig_mapping)
-SigDumper.add_representer(float, _represent_float)
+def _represent_sig_float(dumper, value):
+    if math.isnan(value) or math.isinf(value):
+        # plain nan / inf / -inf as the man page says and as Essentia writes them (PyYAML
+        # would add an explicit "!!float" tag, since it spells them .nan/.inf itself)
+        text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="")
+    return _represent_float(dumper, value)
+
+
+SigDumper.add_representer(float, _represent_sig_float)
 SigDumper.add_representer(bool, _represent_bool)
 
 
