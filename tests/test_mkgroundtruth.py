@@ -73,3 +73,20 @@ def test_csv_header_row_is_skipped(tmp_path, run_tool):
     # only the first row is a header: a later 'id,label' row is an item
     assert gt["groundTruth"] == {"x": "a", "y": "b", "id": "label"}
     assert gt["groups"] == {"x": "g1", "y": "g2"}
+
+
+def test_filelist_paths_are_relative_to_the_filelist(tmp_path, run_tool):
+    # `mkgroundtruth data -l sub/fl.yaml` wrote paths relative to the current directory,
+    # but json2sig/gridsearch resolve them against the filelist's directory
+    make_tree(tmp_path / "data")
+    (tmp_path / "sub").mkdir()
+    res = run_tool("mkgroundtruth", "data", "-l", "sub/fl.yaml", "-o", "gt.yaml",
+                   "--folds", "1", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    fl = yamlio.load(tmp_path / "sub" / "fl.yaml", gaia=False)
+    assert fl["rock/same"] == "../data/rock/same.json"
+    for path in fl.values():
+        assert (tmp_path / "sub" / path).exists()
+    res = run_tool("json2sig", "--filelist", "sub/fl.yaml", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "data" / "rock" / "same.sig").exists()

@@ -85,7 +85,14 @@ class MkGroundtruth(Tool):
                 raise MirkitError("no file is known for records read from stdin; give the "
                                   "record files as arguments to write a filelist", args.filelist)
             from ..atomic import write_text
-            write_text(args.filelist, save_filelist(dict(sorted(self.files.items()))))
+            # relative paths are written relative to the filelist's own directory, the rule
+            # json2sig, gridsearch and retrain resolve them by (they were relative to the
+            # current directory: `-l sub/fl.yaml` then broke json2sig --filelist sub/fl.yaml)
+            base = os.path.dirname(os.path.abspath(args.filelist))
+            files = {pid: path if os.path.isabs(path) else
+                     os.path.relpath(os.path.abspath(path), base).replace(os.sep, "/")
+                     for pid, path in self.files.items()}
+            write_text(args.filelist, save_filelist(dict(sorted(files.items()))))
         self.write_text(args, save_groundtruth(None, gt))
 
     def add(self, item_id, label, source, group=None, path=None):
