@@ -237,3 +237,14 @@ def test_non_audio_models_are_refused_once_before_any_file(run_tool, clip, tmp_p
         res = run_tool("extract", "--descriptors", "none", "--model", str(model), clip, clip)
         assert res.returncode == 2, res.stderr
         assert words in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_audio_on_stdin_instead_of_paths_is_one_error(run_tool, clip):
+    # `extract < song.wav` read the audio bytes as file names: ~1000 error lines, one of
+    # them "internal error: ValueError: embedded null byte"
+    res = run_tool("extract", input=Path(clip).read_bytes())
+    assert res.returncode == 2 and res.stdout == b""
+    assert res.stderr == b"extract: -: standard input holds WAV audio, not file names " \
+                         b"(one per line): give the audio files as arguments\n"
+    res = run_tool("extract", input=b"a\0b\n")
+    assert res.returncode == 2 and b"binary data" in res.stderr

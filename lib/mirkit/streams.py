@@ -64,7 +64,7 @@ def _binary(fileobj):
     return getattr(fileobj, "buffer", fileobj)
 
 
-def _audio_kind(head):
+def audio_kind(head):
     """The kind of audio file whose leading bytes are ``head``, or None. Audio is never a
     valid record stream (a filelist of audio files instead of descriptor files)."""
     if head[:4] in (b"RIFF", b"RIFX", b"RF64") and head[8:12] == b"WAVE":
@@ -102,7 +102,7 @@ def read_records(fileobj, source="-"):
             break
     stripped = head.lstrip(_JSON_WS)
     first = stripped[0]
-    kind = _audio_kind(head)
+    kind = audio_kind(head)
     if kind:
         raise StreamError(f"this is an audio file ({kind}), not descriptor records: "
                           "describe it with extract first", source, 0)

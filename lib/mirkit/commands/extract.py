@@ -85,6 +85,14 @@ class ExtractTool(Tool):
         paths = [p for p in args.inputs if p != "-"]
         if not args.inputs or "-" in args.inputs:
             data = sys.stdin.buffer.read()
+            from ..streams import audio_kind
+            if audio_kind(data[:16]) or b"\0" in data:
+                # `extract < song.wav`: a thousand "no such file" lines for binary garbage
+                kind = audio_kind(data[:16])
+                raise MirkitError("standard input holds "
+                                  + (f"{kind} audio" if kind else "binary data")
+                                  + ", not file names (one per line): give the audio files "
+                                    "as arguments", "-")
             for line in data.split(b"\n"):
                 line = line.rstrip(b"\r")
                 if line.strip():
