@@ -130,3 +130,5 @@ def test_audio_file_given_as_records_says_so(tmp_path):
     # text and records starting like audio magic words are still read as records
     assert read_all(b'{"RIFF": 1}')[0] == [{"RIFF": 1}]
     assert len(read_all(b"FORM: 1\n")[0]) == 1
+    # a UTF-16 byte-order mark (FF FE) is not an MP3 frame sync
+    assert read_all("a: 1\n".encode("utf-16-le").join([b"\xff\xfe", b""]))[0] == [{"a": 1.0}]

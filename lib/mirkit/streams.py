@@ -77,7 +77,8 @@ def audio_kind(head):
         return "Ogg"
     if head[:3] == b"ID3" and head[3:4] in (b"\x02", b"\x03", b"\x04"):
         return "MP3"
-    if head[:1] == b"\xff" and head[1:2] and head[1] & 0xE0 == 0xE0:
+    # an MPEG layer III frame sync (not the FF FE of a UTF-16 byte-order mark)
+    if head[:1] == b"\xff" and head[1:2] and head[1] & 0xE0 == 0xE0 and head[1] & 0x06 == 0x02:
         return "MP3"
     return None
 
