@@ -59,11 +59,18 @@ install:
 	for t in $(TOOLS); do ln -sf '$(PREFIX)/lib/mirkit/bin/'$$t '$(PREFIX)/bin/'$$t; done
 	install -m 644 man/man1/*.1 '$(PREFIX)/share/man/man1/'
 	install -m 644 man/man7/*.7 '$(PREFIX)/share/man/man7/'
+# the models built by `make models`: an installed mirkit does not see the source tree's
+# models/; ~/.local/share/mirkit/models is in its search path (PREFIX=~/.local), for another
+# PREFIX set MIRKIT_MODELS=$(PREFIX)/share/mirkit/models
+	if ls models/*.pb >/dev/null 2>&1; then \
+	  install -d '$(PREFIX)/share/mirkit/models' && \
+	  install -m 644 models/*.pb models/*.json '$(PREFIX)/share/mirkit/models/'; fi
 
 uninstall:
 	for t in $(TOOLS); do rm -f '$(PREFIX)/bin/'$$t '$(PREFIX)/share/man/man1/'$$t.1; done
 	rm -rf '$(PREFIX)/lib/mirkit'
 	rm -f '$(PREFIX)/share/man/man7/mirkit.7'
+	for m in models/*.pb models/*.json; do rm -f '$(PREFIX)/share/mirkit/models/'$$(basename $$m); done
 
 man:
 	@status=0; for page in $(MANPAGES); do \
