@@ -109,7 +109,7 @@ class ExtractTool(Tool):
             options["embeddings"] = bool(args.embeddings)
             options["allow_any_op"] = bool(args.allow_any_op)
             options["model_options"] = graph_options(args)
-            _check_models(args.model)
+            _check_models(args.model, options["model_options"])
         elif args.embeddings:
             raise MirkitError("--embeddings needs at least one --model")
         paths = self.input_paths(args)
@@ -139,7 +139,7 @@ class ExtractTool(Tool):
         return None
 
 
-def _check_models(models):
+def _check_models(models, model_options=None):
     """Fail early (exit 2) when the TF backend is missing or a model cannot be found."""
     try:
         import importlib
@@ -161,7 +161,7 @@ def _check_models(models):
                 from ..tf.models import ModelInfo
             except ImportError:
                 continue
-            if ModelInfo(path).front_end == "head":
+            if ModelInfo(path, **(model_options or {})).front_end == "head":
                 raise MirkitError("this is a classification head, not an audio model; apply "
                                   f"it with classify -m {path}", path)
 
