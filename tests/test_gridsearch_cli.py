@@ -254,3 +254,18 @@ def test_real_gaia_sig_files(gaia_fixtures, run_tool_module, tmp_path):
                            "-d", tmp_path / "p2")
     assert proc.returncode == 2 and b"at least 5 items" in proc.stderr  # 1 item per class
     assert "templateVersion: 2.1-beta2" in (tmp_path / "p2" / "project.yaml").read_text()
+
+
+def test_unreadable_descriptor_file_is_a_failed_input(tmp_path, run_tool):
+    """A listed file that cannot be read is reported, the rest is trained, exit status 1."""
+    gt, fl = write_dataset(str(tmp_path), 24, 2, seed=3, separation=0.8)
+    filelist = yamlio.load(str(tmp_path / "filelist.yaml"), gaia=False)
+    victim = sorted(filelist)[0]
+    os.unlink(os.path.join(str(tmp_path), filelist[victim]))
+    (tmp_path / "project.yaml").write_text(PROJECT.replace("kernel: [bogus]", "kernel: [RBF]"))
+    proc = run_tool("gridsearch", "-p", tmp_path / "project.yaml", tmp_path / "groundtruth.yaml",
+                    tmp_path / "filelist.yaml", "-j", "1", "-q")
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert f"{victim}: could not read point" in err
+    assert (tmp_path / "report.tsv").exists() or list(tmp_path.rglob("report.tsv"))

@@ -116,7 +116,8 @@ class GridSearchTool(Tool):
                                       seed=seed, jobs=False)
             project = Project.load(project_path)
 
-        log = Log(self.warn, self.info, self.progress if self.verbosity >= 1 else None)
+        log = Log(self.warn, self.info, self.progress if self.verbosity >= 1 else None,
+                  fail=self.fail)
         jobs = args.jobs
         nproc = project.get("numberProcesses")
         if not jobs and isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 0:
@@ -131,7 +132,7 @@ class GridSearchTool(Tool):
                 self.info(f"Gaia history written to {write_history_beside(out['model'])}", 1)
         sys.stdout.write(out["result_line"] + "\n")
         sys.stdout.flush()
-        return 0
+        return None  # 0, or 1 when some descriptor files could not be read
 
     @staticmethod
     def cached_dataset(project, gt, project_dir):

@@ -368,7 +368,7 @@ def merge_points(points, warn=None, clean=True):
 
 
 def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=None,
-                 records=None):
+                 records=None, fail=None):
     """Load and merge descriptor files.
 
     ``filelist``: ``{id: path}`` (paths already resolved), or None when ``records`` gives
@@ -424,7 +424,7 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
             else:
                 points[pid] = res
     for pid, reason in sorted(failed.items()):
-        warn(f"{pid}: could not read point: {reason}")
+        (fail or warn)(f"{pid}: could not read point: {reason}")
     dataset, report = merge_points(points, warn)
     report.load_cpu = load_cpu if records is None else 0.0
     for pid, reason in failed.items():

@@ -69,10 +69,12 @@ def resolve_filelist(filelist, filelist_path):
 class Log:
     """Callbacks for messages (the CLI passes its warn/info/progress)."""
 
-    def __init__(self, warn=None, info=None, progress=None):
+    def __init__(self, warn=None, info=None, progress=None, fail=None):
         self.warn = warn or (lambda text: None)
         self.info = info or (lambda text, level=2: None)
         self.progress = progress
+        # an input that could not be used (unreadable descriptor file): the CLI counts it
+        self.fail = fail or self.warn
 
 
 # ---------------------------------------------------------------------------------------
@@ -95,7 +97,7 @@ def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reu
         raise MirkitError("no descriptors: give a filelist (or a record stream), or keep the "
                           "project's datasets directory", project.path)
     ds, report = load_dataset(filelist, project.excluded, project.fail_on_unmatched, jobs,
-                              log.warn, records=records)
+                              log.warn, records=records, fail=log.fail)
     ds.meta = {"requested": wanted, "rawLayout": ds.layout(), "labels": dict(gt.labels),
                "className": gt.class_name,
                "removed": {"variableLength": report.variable_length, "cleaner": report.cleaned},
