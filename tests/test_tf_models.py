@@ -745,3 +745,16 @@ def test_cli_graph_options_for_models_without_json(zoo, tmp_path, run_tool):
     assert res.returncode == 0, res.stderr
     ref = models.load_head(zoo["head"]).predict(record)
     assert json.loads(res.stdout)["highlevel"]["bare-head"]["all"] == pytest.approx(ref["all"])
+
+
+def test_cli_describe_audio_model_and_head(zoo, run_tool):
+    res = run_tool("classify", "--describe", zoo["musicnn"])
+    assert res.returncode == 0, res.stderr
+    desc = json.loads(res.stdout)
+    assert desc["type"] == "tensorflow-audio-model" and desc["front_end"] == "musicnn"
+    assert desc["classes"] == zoo["musicnn_classes"]
+    res = run_tool("classify", "--describe", zoo["head"])
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["embedding_model"] == "test-musicnn-1"
+    res = run_tool("classify", "--describe", zoo["evil"])
+    assert res.returncode == 2 and b"ReadFile" in res.stderr

@@ -2,6 +2,7 @@
 
 import gc
 import json
+import os
 import sys
 
 import msgpack
@@ -126,7 +127,7 @@ class ClassifyTool(Tool):
         add_graph_arguments(parser, audio=False)
 
     def run(self, args):
-        from ..modelio import load_model
+        from ..modelio import find_model, load_model
 
         options = {"fresh": args.history_fresh, "lenient": args.history_lenient,
                    "allow_any_op": args.allow_any_op or None, **graph_options(args)}
@@ -134,8 +135,15 @@ class ClassifyTool(Tool):
             if args.inputs or args.model:
                 # `classify --describe a.model b.model` described a.model only, silently
                 self.parser.error("--describe takes one MODEL and no -m or FILE arguments")
-            model = load_model(args.describe, **options)
-            self.write_text(args, json.dumps(model.describe(), indent=2, ensure_ascii=False,
+            path = find_model(args.describe)
+            if os.path.isdir(path) or path.lower().endswith(".pb"):
+                # audio models too (they run in extract, but can be described here)
+                from ..tf.models import describe_model
+                description = describe_model(path, allow_any_op=bool(args.allow_any_op),
+                                             **graph_options(args))
+            else:
+                description = load_model(path, **options).describe()
+            self.write_text(args, json.dumps(description, indent=2, ensure_ascii=False,
                                              default=str) + "\n")
             return 0
         if not args.model:

@@ -453,6 +453,13 @@ def load_head(path, **options):
     return model
 
 
+def describe_model(path, **options):
+    """``classify --describe`` for any TensorFlow model: a head or an audio model."""
+    info = ModelInfo(path, **options)
+    cls = HeadModel if info.front_end == "head" else AudioModel
+    return _cached(cls, path, {k: v for k, v in options.items() if k != "name"}).describe()
+
+
 def load_audio_model(path, **options):
     """An audio model for extract --model (cached per process: loaded once, reused)."""
     return _cached(AudioModel, path, options)
