@@ -387,8 +387,8 @@ class HeadModel:
         if arr.ndim == 1 and arr.size:
             arr = arr[None, :]
         if arr.size == 0:
-            raise MirkitError(f"embeddings.{self.embedding_model} is empty (the audio was "
-                              "shorter than one patch)", source)
+            # audio shorter than one patch: extract wrote an explicit empty result; so do we
+            return np.zeros((0, self.input_width or 0), dtype=np.float32)
         if arr.ndim != 2:
             raise MirkitError(f"embeddings.{self.embedding_model} is not a patches x dims "
                               "matrix", source)
@@ -398,8 +398,10 @@ class HeadModel:
         return arr
 
     def predict(self, record):
-        scores = self.graph.run(self._embeddings(record))[0]
-        return summarise(scores, self.info.classes)
+        arr = self._embeddings(record)
+        if not len(arr):
+            return summarise(arr, self.info.classes)  # {value: None, probability: None, all: {}}
+        return summarise(self.graph.run(arr)[0], self.info.classes)
 
     def predict_many(self, records):
         arrays, results = [], []
@@ -410,14 +412,13 @@ class HeadModel:
             except MirkitError as exc:
                 arrays.append(None)
                 results.append(exc)
-        good = [a for a in arrays if a is not None]
-        if not good:
-            return results
-        scores = self.graph.run(np.concatenate(good))[0]
+        good = [a for a in arrays if a is not None and len(a)]
+        scores = self.graph.run(np.concatenate(good))[0] if good else None
         pos = 0
         for i, arr in enumerate(arrays):
-            if arr is not None:
-                results[i] = summarise(scores[pos:pos + len(arr)], self.info.classes)
+            if arr is not None:  # an empty matrix gives the explicit empty result
+                results[i] = summarise(scores[pos:pos + len(arr)] if len(arr) else arr,
+                                       self.info.classes)
                 pos += len(arr)
         return results
 
