@@ -21,7 +21,7 @@ import time
 from . import __version__
 from .atomic import atomic_write
 from .errors import MirkitError
-from .streams import FORMATS, RecordWriter, default_format, read_file
+from .streams import FORMATS, RecordWriter, read_file
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 

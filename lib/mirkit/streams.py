@@ -14,7 +14,6 @@ value that is not a record (a JSON number, a msgpack list) is yielded as a
 import codecs
 import io
 import json
-import math
 import os
 import re
 import sys
@@ -293,14 +292,6 @@ def _default(obj):
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-def default_format(stream):
-    """msgpack when ``stream`` is not a terminal, JSON when it is (design.md §3)."""
-    try:
-        return "json" if stream.isatty() else "msgpack"
-    except (AttributeError, ValueError):
-        return "msgpack"
-
-
 class RecordWriter:
     """Writes records to a binary stream as msgpack or JSON (one object per line, or
     indented when ``indent`` is set). Numpy values are converted on the way out."""
@@ -326,8 +317,3 @@ class RecordWriter:
 
     def flush(self):
         self.fh.flush()
-
-
-def isfinite_number(value):
-    """True for a finite int/float (bools excluded)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
