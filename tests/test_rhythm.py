@@ -104,7 +104,7 @@ def test_silence_and_options():
     assert rec["beats_count"] == len(rec["beats_position"])
     assert rec["onset_rate"] == 0.0
     with pytest.raises(MirkitError):
-        rhythm.compute(np.zeros(SR, np.float32), SR, {"method": "multifeature"})
+        rhythm.compute(np.zeros(SR, np.float32), SR, {"method": "bogus"})
     with pytest.raises(MirkitError):
         rhythm.compute(np.zeros(SR, np.float32), SR, {"minTempo": 200, "maxTempo": 100})
 

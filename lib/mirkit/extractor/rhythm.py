@@ -8,7 +8,9 @@ Input signal: S0, the extractor's analysis signal (mono mix, replay-gain scaled 
 Descriptors (extractor.md §6.3, §7.7):
 
 * ``beats_position``, ``bpm``, ``beats_count``: Degara et al. (2012) beat tracker
-  (:mod:`mirkit.extractor.rhythm_degara`), tempo range ``rhythm.minTempo``..``maxTempo``
+  (:mod:`mirkit.extractor.rhythm_degara`), or with ``rhythm.method: multifeature`` the
+  Zapata et al. (2014) committee of :mod:`mirkit.extractor.rhythm_multifeature`; tempo
+  range ``rhythm.minTempo``..``maxTempo``
   (40..208 BPM). ``bpm`` is the mean of the inter-beat tempi within 5 BPM of the most common
   one (histogram of half-tempi).
 * ``bpm_histogram`` (250 bins of 1 BPM, fraction of inter-beat intervals) and its two
@@ -34,6 +36,7 @@ import numpy as np
 from ..errors import MirkitError
 from . import framing
 from .rhythm_degara import beat_track, complex_odf_blocks
+from .rhythm_multifeature import beat_track as multifeature_beat_track
 from .tonal_common import aggregate as _aggregate_values
 from .tonal_common import frames_record, option, stats_option
 
@@ -264,10 +267,7 @@ def beats_loudness(x, ticks, sample_rate=SAMPLE_RATE):
 
 def _rhythm_options(options):
     o = {k: option(options, "rhythm", k, v) for k, v in RHYTHM_DEFAULTS.items()}
-    if o["method"] != "degara":
-        if o["method"] == "multifeature":
-            raise MirkitError("rhythm.method 'multifeature' is not implemented (use 'degara', "
-                              "the extractor's default)")
+    if o["method"] not in ("degara", "multifeature"):
         raise MirkitError(f"rhythm.method must be 'degara' or 'multifeature', not {o['method']!r}")
     try:
         o["minTempo"], o["maxTempo"] = float(o["minTempo"]), float(o["maxTempo"])
@@ -282,7 +282,12 @@ def analyze(signal, sample_rate=SAMPLE_RATE, options=None):
     """The raw (frame-wise) ``rhythm`` pool of signal S0 (see the module docstring)."""
     o = _rhythm_options(options)
     x = _as_signal(signal)
-    ticks = beat_track(x, o["minTempo"], o["maxTempo"]) if len(x) else np.zeros(0)
+    if not len(x):
+        ticks = np.zeros(0)
+    elif o["method"] == "multifeature":
+        ticks = multifeature_beat_track(x, o["minTempo"], o["maxTempo"])
+    else:
+        ticks = beat_track(x, o["minTempo"], o["maxTempo"])
     pool = {}
     pool["beats_position"] = ticks.astype(np.float32)
     pool["bpm"] = bpm_from_ticks(ticks)
