@@ -118,3 +118,14 @@ def test_click_bpm_against_essentia(bpm):
     x, _ = click_track(bpm, seed=int(bpm))
     ebpm = es.RhythmExtractor2013(method="multifeature")(x)[0]
     assert rhythm.bpm_from_ticks(mf.beat_track(x)) == pytest.approx(float(ebpm), rel=0.01)
+
+
+def test_silence_against_essentia():
+    # on digital silence all ODFs are zero and every candidate is the tracker's default beat
+    # grid (of the Degara tracker); Essentia's multifeature output has the same count and bpm
+    es = pytest.importorskip("essentia.standard")
+    z = np.zeros(2 * SR, np.float32)
+    ebpm, ebeats = es.RhythmExtractor2013(method="multifeature")(z)[:2]
+    beats = mf.beat_track(z)
+    assert len(beats) == len(ebeats)
+    assert rhythm.bpm_from_ticks(beats) == pytest.approx(float(ebpm), rel=1e-4)
