@@ -37,7 +37,7 @@ from ..errors import MirkitError
 from . import framing
 from .rhythm_degara import beat_track, complex_odf_blocks
 from .rhythm_multifeature import beat_track as multifeature_beat_track
-from .tonal_common import aggregate as _aggregate_values
+from .tonal_common import aggregate_pool
 from .tonal_common import frames_record, option, stats_option
 
 SAMPLE_RATE = 44100.0
@@ -313,19 +313,12 @@ FRAMEWISE = ("beats_loudness", "beats_loudness_band_ratio")
 def aggregate(pool, options=None):
     """The ``rhythm`` statistics sub-record from an :func:`analyze` pool."""
     stats = stats_option(options, "rhythm")
-    out = {}
-    for k, v in pool.items():
-        if k in FRAMEWISE:
-            if len(v):
-                out[k] = _aggregate_values(v, stats, "rhythm." + k)
-            else:  # no beats: zero-filled statistics, as the extractor does
-                zero = 0.0 if k == "beats_loudness" else [0.0] * 6
-                out[k] = {s: zero for s in stats if s not in ("cov", "icov")}
-        elif isinstance(v, np.ndarray):
-            out[k] = v.astype(np.float64).tolist()
-        else:
-            out[k] = v
-    return out
+
+    def no_beats(name):  # zero-filled statistics, as the extractor does
+        zero = 0.0 if name == "beats_loudness" else [0.0] * 6
+        return {s: zero for s in stats if s not in ("cov", "icov")}
+
+    return aggregate_pool(pool, FRAMEWISE, stats, "rhythm", empty=no_beats)
 
 
 

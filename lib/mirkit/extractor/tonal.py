@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import MirkitError
 from . import framing
-from .tonal_common import aggregate as _aggregate_values
+from .tonal_common import aggregate_pool
 from .tonal_common import frames_record, option, spectral_peaks, stats_option
 
 SAMPLE_RATE = 44100.0
@@ -463,16 +463,7 @@ FRAMEWISE = ("hpcp", "chords_strength", "hpcp_entropy", "hpcp_crest")
 
 def aggregate(pool, options=None):
     """The ``tonal`` statistics sub-record from an :func:`analyze` pool."""
-    stats = stats_option(options, "tonal")
-    out = {}
-    for k, v in pool.items():
-        if k in FRAMEWISE:
-            out[k] = _aggregate_values(v, stats, "tonal." + k)
-        elif isinstance(v, np.ndarray):
-            out[k] = v.astype(np.float64).tolist()
-        else:
-            out[k] = v
-    return out
+    return aggregate_pool(pool, FRAMEWISE, stats_option(options, "tonal"), "tonal")
 
 
 

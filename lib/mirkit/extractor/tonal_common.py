@@ -59,6 +59,24 @@ def aggregate(values, stats=DEFAULT_STATS, name="descriptor"):
     return _stats.aggregate(values, stats, name)
 
 
+def aggregate_pool(pool, framewise, stats, namespace, empty=None):
+    """A statistics sub-record from an analysis pool: the ``framewise`` descriptors become
+    ``{stat: value}`` records, arrays become plain lists, the rest is kept. ``empty(name)``
+    gives the record of a frame-wise descriptor that has no frames (default: aggregate it)."""
+    out = {}
+    for k, v in pool.items():
+        if k in framewise:
+            if empty is not None and not len(v):
+                out[k] = empty(k)
+            else:
+                out[k] = aggregate(v, stats, f"{namespace}.{k}")
+        elif isinstance(v, np.ndarray):
+            out[k] = v.astype(np.float64).tolist()
+        else:
+            out[k] = v
+    return out
+
+
 def frames_record(pool, skip=()):
     """A frames-pool sub-record (Essentia's ``outputFrames`` layout): raw values as plain
     lists, leaving out the names in ``skip``."""
