@@ -162,3 +162,30 @@ def test_polynomial_configurations_sharing_c_gamma3_equal_direct_training():
         for i, cfg in enumerate(cfgs):
             assert np.array_equal(res[i], evaluate_config_direct(block, y, 3, train, test, cfg)), \
                 (dup, cfg)
+
+
+@pytest.mark.parametrize("separation,weights", [(3.0, None), (3.0, {1: 0.8, -1: 1.3}),
+                                                (0.7, None), (0.7, {1: 1.5, -1: 0.75})])
+def test_solutions_shared_across_c_equal_separate_training(monkeypatch, separation, weights):
+    """solve_for_each_c gives, for every C, the solution libsvm gives when trained at that C
+    alone (bit for bit), and on separable data shares one solve across the large C."""
+    from mirkit.svm import engine
+    rng = np.random.default_rng(11)
+    n = 60
+    yy = np.where(np.arange(n) < 25, 1.0, -1.0)
+    X = rng.normal(0, 1, (n, 4)) + separation * yy[:, None]
+    for kernel in (np.exp(-0.5 * ((X[:, None] - X[None]) ** 2).sum(-1)), (X @ X.T) ** 3):
+        problem = libsvm_io.kernel_problem(np.ascontiguousarray(kernel), yy)
+        cs = [2.0 ** e for e in range(-6, 22, 2)]
+        calls = []
+        real = engine._solve
+        monkeypatch.setattr(engine, "_solve", lambda p, c, w: calls.append(c) or real(p, c, w))
+        shared = engine.solve_for_each_c(problem, cs, weights)
+        monkeypatch.setattr(engine, "_solve", real)
+        for c in cs:
+            alone = real(problem, c, weights)
+            assert shared[c].key == alone.key, (separation, c)
+        if separation > 1:  # separable: the bound stops mattering well below 2**20
+            # one extra solve certifies the shared one
+            assert len(calls) < len(cs) - 3
+            assert len({id(s) for s in shared.values()}) == len(calls) - 1

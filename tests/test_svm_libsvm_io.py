@@ -72,11 +72,17 @@ def test_planned_tasks_give_the_results_of_one_task(monkeypatch):
                for k in ("poly", "RBF") for c in (-5, 1, 7, 11) for g in (3, -1, -5)
                for b in (False, True)]
     from mirkit.svm import engine
-    ests = sorted(engine.estimate_seconds(solve_key(c), 1, block.matrix.shape[1], len(train))
-                  for c in configs)
-    # this toy fold is cheap: lower the packing threshold so that both single-group
-    # tasks and packed tasks occur
-    monkeypatch.setattr(engine, "PACK_SECONDS", ests[len(ests) * 3 // 4])
+    dims = block.matrix.shape[1]
+    groups = {}
+    for c in configs:
+        groups.setdefault(solve_key(c), []).append(c)
+    assert len(groups) == 4  # poly (every gamma together) + RBF per gamma
+    est = {k: engine.estimate_seconds(k, v, dims, len(train)) for k, v in groups.items()}
+    rbf = max(v for k, v in est.items() if k[0] != "poly")
+    assert est[("poly", 3)] > 1.5 * rbf
+    # this toy fold is cheap: lower the packing threshold so that the polynomial group is
+    # a task of its own and the RBF groups are packed (two together, one alone)
+    monkeypatch.setattr(engine, "PACK_SECONDS", 1.5 * rbf)
     plan = plan_tasks(configs, block.matrix.shape[1], len(train))
     assert len(plan) > 2 and any(len({solve_key(configs[i]) for i in idx}) > 1
                                  for idx, _ in plan)

@@ -20,7 +20,9 @@ int32 codes for Enum, object (str) for String.
 """
 
 import io
+import itertools
 import json
+import operator
 import os
 import time
 
@@ -330,22 +332,30 @@ def merge_points(points, warn=None, clean=True):
         kept.append(pid)
     first = points[kept[0]]
     names = sorted(ref)
+    # every kept point's (kind, values) pairs in ``names`` order (type_record sorts its
+    # names, so this is usually the dict's own order)
+    values = []
+    for pid in kept:
+        point = points[pid]
+        vals = list(point.values())
+        values.append(vals if list(point) == names else [point[n] for n in names])
+    second = operator.itemgetter(1)
     # lengths of every descriptor in every point (removevl)
-    lengths = np.array([[len(points[pid][n][1]) for n in names] for pid in kept], dtype=np.int64)
+    lengths = np.array([list(map(len, map(second, vals))) for vals in values], dtype=np.int64)
     fixed = (lengths == lengths[0]).all(axis=0) & (lengths[0] > 0)
     report.variable_length.extend(n for n, ok in zip(names, fixed) if not ok)
     kinds, data = {}, {}
-    real = [n for n, ok in zip(names, fixed) if ok and ref[n] == REAL]
+    real_cols = [j for j, (n, ok) in enumerate(zip(names, fixed)) if ok and ref[n] == REAL]
+    real = [names[j] for j in real_cols]
     if real:
         sizes = [len(first[n][1]) for n in real]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
-        matrix = np.empty((len(kept), int(offsets[-1])), dtype=np.float32)
-        for i, pid in enumerate(kept):
-            point = points[pid]
-            flat = []
-            for n in real:
-                flat.extend(point[n][1])
-            matrix[i] = flat
+        pick = operator.itemgetter(*real_cols) if len(real_cols) > 1 else \
+            (lambda vals: (vals[real_cols[0]],))
+        flat = itertools.chain.from_iterable(
+            map(second, pick(vals)) for vals in values)
+        matrix = np.fromiter(itertools.chain.from_iterable(flat), dtype=np.float32,
+                             count=len(kept) * int(offsets[-1])).reshape(len(kept), -1)
         with np.errstate(invalid="ignore"):
             finite = np.isfinite(matrix).all(axis=0)
             rng = matrix.max(axis=0) - matrix.min(axis=0) if len(kept) else matrix[0]

@@ -15,18 +15,26 @@ fold, everything that configurations have in common is computed once:
   by libsvm's voting evaluated with numpy on the test kernel rows;
 * a balanceClasses configuration whose weights are all exactly 1 (classes of equal size in
   the training fold) is the same problem as its unbalanced twin and is trained once;
+* polynomial kernels whose gamma is a power of two are exact multiples of the gamma-1
+  kernel: their configurations are solved on the gamma-1 problems with C scaled by
+  ``gamma**degree`` (:func:`_poly_scale`), so configurations with equal ``C*gamma**3`` share
+  one solve;
+* the C values of one binary problem share one solve from the point where the upper bound
+  no longer matters (libsvm's SMO never clips at it: separable data, large C), recognised
+  by two bit-identical solutions (:func:`solve_for_each_c`);
 * libsvm's kernel cache (``-m``) is sized to hold a pair's whole kernel matrix (at least
   Gaia's 100 MB): the cache only decides what is recomputed, never a value;
 * models are freed as soon as their support vectors, coefficients and rho are copied out.
 
 :func:`plan_tasks` decides how a fold's configurations are cut into worker tasks (one task
 per fold, or, for low-dimensional blocks whose cost is a few slow polynomial solves, one
-task per group of solve-sharing configurations) and :func:`estimate_seconds` gives the
+task per group of solve-sharing configurations: all polynomial ones of a degree, the others
+per kernel matrix) and :func:`estimate_seconds` gives the
 costs used to start the slowest work first.
 
 The solver sees the same kernel values, labels, C and weights as when each configuration is
 trained separately on dense vectors (up to the last bit of the kernel arithmetic), so the
-predictions are the same; ``tests/test_gridsearch_engine.py`` checks it against independent
+predictions are the same; ``tests/test_svm_engine.py`` checks it against independent
 per-configuration training.
 """
 
@@ -123,8 +131,11 @@ def evaluate_fold(task):
             yy = np.concatenate([np.ones(len(ra)), -np.ones(len(rb))])
             pairs.append((ia, ib, idx, yy))
 
-    canonical = {}  # degree -> shared gamma-1 polynomial problems (see _poly_scale)
-
+    # configurations whose binary problems share one kernel matrix are solved together;
+    # the polynomial ones of every gamma with an exact scaling share the gamma-1 problems
+    # (see _poly_scale), their C multiplied by gamma**degree, solved last
+    canonical = {}  # degree -> shared gamma-1 polynomial problems
+    canonical_requests = {}  # degree -> [(config index, C, balance)]
     for (code, gamma, degree), idxs in by_kernel.items():
         kname = {0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[code]
         Ktr = kernel_from_gram(kname, gamma, G, sq_tr, sq_tr, degree)
@@ -139,28 +150,125 @@ def evaluate_fold(task):
                 canonical[degree] = _canonical_poly(G, Gte, degree, pairs)
             scale = 1.0 if gamma == 1.0 else _poly_scale(canonical[degree], gamma, degree,
                                                          Ktr, Kte)
+        requests = [(i, 2.0 ** float(configs[i]["C"]) * (scale or 1.0),
+                     bool(configs[i].get("balanceClasses", False)) and not unit_weights)
+                    for i in idxs]
         if scale is not None:
-            problems, done = canonical[degree]["problems"], canonical[degree]["done"]
-        else:
-            problems = [(ia, ib, libsvm_io.kernel_problem(
-                np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy), Kte[:, idx])
-                for ia, ib, idx, yy in pairs]
-            done = {}
-            scale = 1.0
-        for i in idxs:
-            cfg = configs[i]
-            c = 2.0 ** float(cfg["C"]) * scale
-            balance = bool(cfg.get("balanceClasses", False)) and not unit_weights
-            if (c, balance) in done:  # same problem, same parameters: same model
-                out[i] = done[(c, balance)]
+            canonical_requests.setdefault(degree, []).extend(requests)
+            continue
+        problems = [(ia, ib, libsvm_io.kernel_problem(
+            np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy), Kte[:, idx])
+            for ia, ib, idx, yy in pairs]
+        out.update(_solve_requests(problems, order, requests, weights, len(test), fold))
+    for degree, requests in canonical_requests.items():
+        out.update(_solve_requests(canonical[degree]["problems"], order, requests, weights,
+                                   len(test), fold))
+    return out
+
+
+def _solve_requests(problems, order, requests, weights, n_test, fold):
+    """Predictions for ``requests`` ``[(config index, C, balance)]`` on one set of pair
+    problems: ``{config index: predicted class indices or message}``."""
+    out = {}
+    for balance in (False, True):
+        cs = [c for _, c, b in requests if b == balance]
+        if not cs:
+            continue
+        pred = _predict_pairs(problems, order, cs, weights if balance else None, n_test, fold)
+        out.update({i: pred[c] for i, c, b in requests if b == balance})
+    return out
+
+
+def _predict_pairs(problems, order, cs, weights, n_test, fold):
+    """Train every one-vs-one pair for every C in ``cs`` and vote on the test rows
+    (libsvm's rules: a positive decision value votes for the first class of the pair; ties
+    go to the class first in label order). Returns ``{C: predicted class indices}`` or,
+    where libsvm refused the parameters, ``{C: message}``."""
+    cs = sorted(set(cs))
+    if len(order) == 1:
+        return {c: np.full(n_test, order[0], dtype=np.int32) for c in cs}
+    votes = {c: np.zeros((n_test, len(order)), dtype=np.int64) for c in cs}
+    failed = {}
+    for ia, ib, problem, kte in problems:
+        w = {1: weights[order[ia]], -1: weights[order[ib]]} if weights else None
+        decisions = {}  # id(solution) -> decision values: shared solutions vote once
+        for c, sol in solve_for_each_c(problem, cs, w).items():
+            if isinstance(sol, str):
+                failed.setdefault(c, f"fold {fold}: {sol}")
                 continue
-            try:
-                pred = _train_pairs(problems, order, c, weights if balance else None,
-                                    len(test))
-            except MirkitError as exc:
-                pred = f"fold {fold}: {exc.reason}"
-            done[(c, balance)] = pred
-            out[i] = pred
+            if id(sol) not in decisions:
+                decisions[id(sol)] = kte[:, sol.sv_idx] @ sol.coef - sol.rho > 0
+            pos = decisions[id(sol)]
+            votes[c][:, ia] += pos
+            votes[c][:, ib] += ~pos
+    labels = np.asarray(order, dtype=np.int32)
+    return {c: failed[c] if c in failed else labels[np.argmax(votes[c], axis=1)] for c in cs}
+
+
+class Solution:
+    """A binary model's support vectors (0-based row indices), coefficients and rho; two
+    solutions are the same when all three are equal bit for bit."""
+
+    __slots__ = ("sv_idx", "coef", "rho", "key")
+
+    def __init__(self, sv_idx, coef, rho):
+        self.sv_idx, self.coef, self.rho = sv_idx, coef, rho
+        self.key = (sv_idx.tobytes(), coef.tobytes(), float(rho).hex())
+
+
+def _solve(problem, c, weights):
+    model = libsvm_io.train(problem, libsvm_io.make_parameter(
+        4, c, 0.0, weights=weights, cache_size=libsvm_io.cache_mb(problem.l)))
+    labels, _, sv_idx, coef, rho = libsvm_io.model_arrays(model)
+    libsvm_io.free_model(model)  # everything needed is copied out
+    if labels[0] != 1:  # cannot happen (the +1 rows come first); kept for safety
+        coef, rho = -coef, -rho
+    return Solution(sv_idx, coef[0], rho[0])
+
+
+def solve_for_each_c(problem, cs, weights=None):
+    """libsvm's solution of one binary problem for every upper bound ``C`` in ``cs``
+    (class weights ``{+1: w, -1: w}`` or None), each as separate training would give it,
+    but with one solve shared by all the C at which the bound no longer matters.
+
+    Why this is exact: libsvm's SMO starts from alpha = 0 and reads C only where it clips a
+    two-variable update at the upper bound and where it marks a variable as at the bound
+    (alpha >= C). A run in which neither ever happens performs the very same floating-point
+    operations for every larger C (the same steps, the same shrinking, the same rho) and
+    ends in the same state. Such a run is recognised by its result: solved at the largest
+    C, then at the smallest C whose bound exceeds every final alpha of that solution, the
+    two solutions are identical bit for bit (support vectors, coefficients, rho) only if
+    the smaller C never clipped -- a clip changes the path, and two different SMO paths do
+    not end in the same doubles -- and then every C between them shares the solution.
+    Otherwise the next C up is tried; every C below is solved on its own. On separable
+    data (high-dimensional blocks, large C) most of a grid's C values share one solve.
+
+    Returns ``{C: Solution}``, equal C values sharing one object, or ``{C: message}``
+    where libsvm refused the parameters."""
+    cs = sorted(set(cs))
+    out = {}
+
+    def solve(c):
+        try:
+            out[c] = _solve(problem, c, weights)
+        except MirkitError as exc:
+            out[c] = exc.reason
+        return out[c]
+
+    top = solve(cs[-1])
+    if not isinstance(top, str) and len(cs) > 1:
+        wmin = min(weights.values()) if weights else 1.0
+        amax = float(np.abs(top.coef).max()) if len(top.coef) else 0.0
+        k = next((j for j, c in enumerate(cs) if c * wmin > amax), len(cs) - 1)
+        for j in range(k, len(cs) - 1):
+            sol = solve(cs[j])
+            if not isinstance(sol, str) and sol.key == top.key:
+                for c in cs[j:-1]:
+                    out[c] = top
+                break
+    for c in cs:
+        if c not in out:
+            solve(c)
     return out
 
 
@@ -212,30 +320,6 @@ def _poly_scale(canon, gamma, degree, Ktr, Kte):
     return s
 
 
-def _train_pairs(problems, order, c, weights, n_test):
-    """Train every one-vs-one pair and vote on the test rows (libsvm's rules: a positive
-    decision value votes for the first class of the pair; ties go to the class first in
-    label order). Returns the predicted class indices."""
-    if len(order) == 1:
-        return np.full(n_test, order[0], dtype=np.int32)
-    votes = np.zeros((n_test, len(order)), dtype=np.int64)
-    for ia, ib, problem, kte in problems:
-        w = {1: weights[order[ia]], -1: weights[order[ib]]} if weights else None
-        model = libsvm_io.train(problem, libsvm_io.make_parameter(
-            4, c, 0.0, weights=w, cache_size=libsvm_io.cache_mb(problem.l)))
-        labels, _, sv_idx, coef, rho = libsvm_io.model_arrays(model)
-        libsvm_io.free_model(model)  # everything needed is copied out
-        if n_test == 0:
-            continue
-        dec = kte[:, sv_idx] @ coef[0] - rho[0]
-        if labels[0] != 1:  # cannot happen (the +1 rows come first); kept for safety
-            dec = -dec
-        pos = dec > 0
-        votes[:, ia] += pos
-        votes[:, ib] += ~pos
-    return np.asarray(order, dtype=np.int32)[np.argmax(votes, axis=1)]
-
-
 # --------------------------------------------------------------------------------------
 # work planning: how the configurations of one (feature block, fold) are split into tasks
 # --------------------------------------------------------------------------------------
@@ -245,33 +329,39 @@ PACK_SECONDS = 1.0         # small solve groups are packed into tasks of about t
 
 
 def solve_key(cfg):
-    """Configurations with the same key can share solves inside one task: polynomial ones
-    with equal ``C + degree * gamma`` exponents (:func:`_poly_scale`), every other one by
-    kernel matrix (kernel, gamma). Balance settings always share a key."""
+    """Configurations with the same key share solves inside one task: the polynomial ones of
+    one degree (every gamma maps onto the gamma-1 problems, :func:`_poly_scale`, and the C
+    values of one problem share saturated solves, :func:`solve_for_each_c`), every other one
+    by kernel matrix (kernel, gamma). Balance settings always share a key."""
     try:
         kernel = libsvm_io.kernel_code(cfg["kernel"])
-    except (MirkitError, KeyError):
-        return ("bad",)
-    degree = int(cfg.get("degree", 3))
-    try:
-        c, g = float(cfg["C"]), float(cfg.get("gamma", 0))
-    except (TypeError, ValueError, KeyError):
+        degree = int(cfg.get("degree", 3))
+        g = float(cfg.get("gamma", 0))
+    except (MirkitError, KeyError, TypeError, ValueError):
         return ("bad",)
     if kernel == 1:
-        return ("poly", degree, c + degree * g)
+        return ("poly", degree)
     return ("kernel", kernel, 0.0 if kernel == 0 else g)
 
 
-def estimate_seconds(key, n_configs, dims, n_train):
-    """Rough CPU cost of a solve group, for scheduling only. Polynomial solves on
-    low-dimensional blocks get slow as the effective C (``2**(C + degree*gamma)``, the C of
-    the gamma-1 kernel) grows: many SMO iterations per class pair. Calibrated on the
+def estimate_seconds(key, cfgs, dims, n_train):
+    """Rough CPU cost of the solve group ``key`` with configurations ``cfgs``, for
+    scheduling only. Polynomial solves on low-dimensional blocks get slow as the effective
+    C (``2**(C + degree*gamma)``, the C of the gamma-1 kernel) grows, up to the point where
+    the bound stops mattering and one solve serves every larger C. Calibrated on the
     benchmark's 1000 x 865 and 1000 x 13 blocks (4 classes, 800 training rows)."""
     scale = (n_train / 800.0) ** 2
     if dims <= SMALL_BLOCK_DIMS and key[0] == "poly":
-        eff = min(key[2], 10.0)  # ~1.4 s per fold from 2**10 on
-        return 1.4 * scale * 2.0 ** ((eff - 10.0) / 2.0)
-    return 0.0042 * n_configs * scale
+        effs = set()
+        for cfg in cfgs:
+            try:
+                effs.add(float(cfg["C"]) + key[1] * float(cfg.get("gamma", 0)))
+            except (KeyError, TypeError, ValueError):
+                continue
+        below = [e for e in effs if e <= 12.0]
+        cost = sum(2.0 ** ((min(e, 10.0) - 10.0) / 2.0) for e in below)
+        return 1.4 * scale * (cost + (len(effs) > len(below)))  # ~1.4 s per fold at 2**10
+    return 0.0019 * len(cfgs) * scale
 
 
 TASK_SECONDS = 0.05  # per-task shared work (scaling, Gram, kernels) on a small block
@@ -290,7 +380,8 @@ def plan_tasks(configs, dims, n_train, split=True):
     groups = {}
     for i, cfg in enumerate(configs):
         groups.setdefault(solve_key(cfg), []).append(i)
-    items = sorted(((estimate_seconds(k, len(v), dims, n_train), v) for k, v in groups.items()),
+    items = sorted(((estimate_seconds(k, [configs[i] for i in v], dims, n_train), v)
+                    for k, v in groups.items()),
                    key=lambda t: -t[0])
     if dims > SMALL_BLOCK_DIMS or not split:
         return [(list(range(len(configs))), TASK_SECONDS + sum(e for e, _ in items))]

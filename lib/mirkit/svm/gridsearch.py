@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 
 import numpy as np
@@ -303,14 +302,19 @@ def _schedule(folds_work, y, n_classes, jobs):
 
 
 def _remove_stale_temporaries(*directories):
-    """Temporary files (``.~name.XXXX``) left by a run that was killed mid-write."""
+    """Temporary files (``.~name.XXXX``) and write directories (``.~tmp-PID``) left by a run
+    that was killed mid-write."""
     for d in directories:
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):
             if name.startswith(".~"):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(d, name))
+                path = os.path.join(d, name)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
 
 
 def _timed_evaluate(task):
@@ -370,14 +374,28 @@ def param_text(cfg, ev):
         return yamlio.dump({"evaluation": dict(ev), "model": dict(cfg)})
 
 
+def _write_dir(directory):
+    """This process's private directory for the temporary files of :func:`_write_file`."""
+    return os.path.join(directory, f".~tmp-{os.getpid()}")
+
+
 def _write_file(path, text):
     """Atomic (temp file + rename: an interrupted run never leaves a partial file) but
     without a per-file fsync -- a grid writes thousands of small files and fsync dominated
-    the run time; :func:`_sync` flushes them once per batch."""
+    the run time; :func:`_sync` flushes them once per batch. The temporary file is created
+    in a private subdirectory (:func:`_write_dir`, removed at the end of the run): creating
+    a file in a directory that already holds thousands cost ~0.4 ms of CPU on ext4, 20x
+    more than in a small one (2 s for the 3456 files of the default grid), while the rename
+    into place stays cheap."""
     directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".~" + os.path.basename(path) + ".", dir=directory)
+    tmp = os.path.join(_write_dir(directory), os.path.basename(path))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        try:
+            fh = open(tmp, "w", encoding="utf-8")
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(tmp), exist_ok=True)
+            fh = open(tmp, "w", encoding="utf-8")
+        with fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
@@ -417,7 +435,7 @@ def _finish_group(group, fold_results, base, y, classes, fold_of, summaries):
         text, summary = table.result(np.concatenate(preds) if preds else np.zeros(0, int))
         _write_param(stem, cfg, ev)
         _write_file(stem + ".result", text)
-        summaries[stem] = summary
+        summaries[stem] = dict(summary, params=(cfg, ev))
     _sync()
 
 
@@ -501,7 +519,8 @@ class ResultTable:
 
 def collect_results(results_dir, summaries=None):
     """Every ``*.result`` (with its ``.param``) and ``*.failed`` of a results directory,
-    as report entries."""
+    as report entries. ``summaries``: ``{stem: summary}`` of the results this run wrote, each
+    with ``params``, the (model, evaluation) its .param holds (not read back)."""
     summaries = summaries or {}
     ok, failed = [], []
     if not os.path.isdir(results_dir):
@@ -511,7 +530,12 @@ def collect_results(results_dir, summaries=None):
         path = os.path.join(results_dir, fname)
         if ext not in (".result", ".failed") or not os.path.exists(os.path.join(results_dir, stem + ".param")):
             continue
-        model, evaluation = _read_param(os.path.join(results_dir, stem + ".param"))
+        summary = summaries.get(os.path.join(results_dir, stem)) if ext == ".result" else None
+        if summary is not None:  # written by this run: its .param holds these (keys sorted)
+            summary = dict(summary)
+            model, evaluation = (dict(sorted(d.items())) for d in summary.pop("params"))
+        else:
+            model, evaluation = _read_param(os.path.join(results_dir, stem + ".param"))
         entry = {"results_file": path, "param_file": os.path.join(results_dir, stem + ".param"),
                  "model": model, "evaluation": evaluation, "stem": os.path.join(results_dir, stem)}
         if ext == ".failed":
@@ -519,7 +543,6 @@ def collect_results(results_dir, summaries=None):
             entry["reason"] = data.get("reason", "failed")
             failed.append(entry)
             continue
-        summary = summaries.get(entry["stem"])
         if summary is None:
             summary = metrics.ConfusionMatrix.load(path).summary()
         entry.update(summary)
@@ -528,6 +551,8 @@ def collect_results(results_dir, summaries=None):
 
 
 def finish(project, project_dir, gt, base, entries, summaries, log, train_best=True):
+    with contextlib.suppress(OSError):
+        os.rmdir(_write_dir(project.results_dir))
     ok, failed = collect_results(project.results_dir, summaries)
     ranked = metrics.rank(ok)
     report_path = os.path.join(project_dir, "report.tsv")
