@@ -40,19 +40,21 @@ alone) and per preprocessing (CPU: scikit-learn's extrapolated CPU over mirkit's
 for that preprocessing). CPU time is the meaningful measure on a machine shared with other
 jobs; wall times are printed too.
 
-Measured on the shared 2-core machine (load average 2.5-4 from other jobs), 1000 tracks,
--j 2: mirkit 61.6 s wall / 88.2 s CPU (grid 80.8 s CPU, of which mfcc 51 s; workers idle at
-the end 0.0 and 0.3 s); an earlier run under heavier load 104 s wall / 91.5 s CPU.
-scikit-learn: 2340 fits measured (the five 180-fit samples + all 1440 mfcc fits), 1377 s
-wall / 1285 s CPU extrapolated to 8640 fits. Ratio 22.4x wall (13.2x in the heavier-load
-run; wall times depend on the other jobs), 14.6x CPU; per preprocessing (CPU) 36-43x for
-the four with 647-865 dims, 23x nobands, 4.2x mfcc. 468/468 compared configurations
-identical fold by fold; the .result files of three mirkit runs identical byte for byte.
+Measured on the 2-core machine, 1000 tracks, -j 2. Run 1 (idle machine): mirkit 29.0 s
+wall / 51.3 s CPU (grid 43.7 s CPU, of which mfcc 29.7 s; workers idle at the end 0.0 and
+0.2 s); scikit-learn: 2340 fits measured (the five 180-fit samples + all 1440 mfcc fits),
+632 s wall / 1172 s CPU extrapolated to 8640 fits: 21.8x wall, 22.8x CPU. Run 2 (mirkit's
+main process trimmed; scikit-learn's part under load from other jobs): mirkit 27.4 s wall /
+49.3 s CPU, scikit-learn 763 s wall / 1136 s CPU: 27.9x wall, 23.0x CPU. Per preprocessing
+(CPU) 64-82x for the four with 647-865 dims, 35x nobands, 7x mfcc. 468/468 compared
+configurations identical fold by fold; the .result files identical byte for byte to those
+of the engine before the shared-C solves. (Session 1, before the shared-C solves and on a
+loaded machine: mirkit 62 s wall / 88 s CPU, 14.6x CPU.)
 
 Usage: python benchmarks/bench_gridsearch.py [--tracks 1000] [--jobs 2]
        [--sklearn-full mfcc] [--preps basic,...] [--keep DIR] [--no-sklearn]
        [--sklearn-from EARLIER_OUTPUT]
-Takes about 1.5-2 min for mirkit and 4-6 min for scikit-learn (2 cores, 2 jobs).
+Takes about 30 s for mirkit and 5-6 min for scikit-learn (2 cores, 2 jobs).
 """
 
 import argparse
