@@ -38,6 +38,8 @@ predictions are the same; ``tests/test_svm_engine.py`` checks it against indepen
 per-configuration training.
 """
 
+import re
+
 import numpy as np
 
 from ..errors import MirkitError
@@ -206,24 +208,30 @@ def _predict_pairs(problems, order, cs, weights, n_test, fold):
 
 
 class Solution:
-    """A binary model's support vectors (0-based row indices), coefficients and rho; two
-    solutions are the same when all three are equal bit for bit."""
+    """A binary model's support vectors (0-based row indices), coefficients and rho, and
+    the solver's iteration count; two solutions are the same when all four are equal, the
+    numbers bit for bit."""
 
     __slots__ = ("sv_idx", "coef", "rho", "key")
 
-    def __init__(self, sv_idx, coef, rho):
+    def __init__(self, sv_idx, coef, rho, iterations):
         self.sv_idx, self.coef, self.rho = sv_idx, coef, rho
-        self.key = (sv_idx.tobytes(), coef.tobytes(), float(rho).hex())
+        self.key = (sv_idx.tobytes(), coef.tobytes(), float(rho).hex(), iterations)
+
+
+_ITERATIONS = re.compile(r"#iter = (\d+)")
 
 
 def _solve(problem, c, weights):
+    output = []
     model = libsvm_io.train(problem, libsvm_io.make_parameter(
-        4, c, 0.0, weights=weights, cache_size=libsvm_io.cache_mb(problem.l)))
+        4, c, 0.0, weights=weights, cache_size=libsvm_io.cache_mb(problem.l)), output)
     labels, _, sv_idx, coef, rho = libsvm_io.model_arrays(model)
     libsvm_io.free_model(model)  # everything needed is copied out
     if labels[0] != 1:  # cannot happen (the +1 rows come first); kept for safety
         coef, rho = -coef, -rho
-    return Solution(sv_idx, coef[0], rho[0])
+    found = _ITERATIONS.search("".join(output))
+    return Solution(sv_idx, coef[0], rho[0], int(found.group(1)) if found else None)
 
 
 def solve_for_each_c(problem, cs, weights=None):
@@ -237,9 +245,10 @@ def solve_for_each_c(problem, cs, weights=None):
     operations for every larger C (the same steps, the same shrinking, the same rho) and
     ends in the same state. Such a run is recognised by its result: solved at the largest
     C, then at the smallest C whose bound exceeds every final alpha of that solution, the
-    two solutions are identical bit for bit (support vectors, coefficients, rho) only if
-    the smaller C never clipped -- a clip changes the path, and two different SMO paths do
-    not end in the same doubles -- and then every C between them shares the solution.
+    two solutions are identical (the same number of iterations; support vectors,
+    coefficients and rho bit for bit) only if the smaller C never clipped -- a clip changes
+    the path, and two different SMO paths do not end in the same doubles after the same
+    number of steps -- and then every C between them shares the solution.
     Otherwise the next C up is tried; every C below is solved on its own. On separable
     data (high-dimensional blocks, large C) most of a grid's C values share one solve.
 

@@ -179,13 +179,35 @@ def free_model(model):
         fin()
 
 
-def train(problem, param):
-    """svm_train with a parameter check; MirkitError with libsvm's message on a bad one."""
+_output = []
+_capture = None
+
+
+def _capture_output(text):
+    _output.append(text)
+
+
+def train(problem, param, output=None):
+    """svm_train with a parameter check; MirkitError with libsvm's message on a bad one.
+    ``output``: a list that receives libsvm's progress text (``optimization finished,
+    #iter = ...``), otherwise discarded."""
+    global _capture
     svm = lib()
     err = svm.libsvm.svm_check_parameter(problem, param)
     if err:
         raise MirkitError("libsvm: " + err.decode("utf-8", "replace"))
-    model = _own(svm.libsvm.svm_train(problem, param))
+    if output is None:
+        model = _own(svm.libsvm.svm_train(problem, param))
+    else:
+        if _capture is None:
+            _capture = svm.PRINT_STRING_FUN(_capture_output)
+        del _output[:]
+        svm.libsvm.svm_set_print_string_function(_capture)
+        try:
+            model = _own(svm.libsvm.svm_train(problem, param))
+        finally:
+            svm.libsvm.svm_set_print_string_function(svm.ctypes_print_null)
+        output.extend(t.decode("ascii", "replace") for t in _output)
     model._problem = problem  # the model's SV pointers point into the problem's nodes
     return model
 
