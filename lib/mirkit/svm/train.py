@@ -39,6 +39,11 @@ def prune_chain(chain_data, required):
 KERNEL_NAMES = {0: "linear", 1: "polynomial", 2: "rbf", 3: "sigmoid"}
 
 
+def _libc():
+    import ctypes
+    return ctypes.CDLL(None)
+
+
 def train_probability_model(X, y, kcode, C, gamma, degree=3, weights=None):
     """Train C-SVC with probabilities (``-b 1``) on the dense float64 features ``X``.
 
@@ -52,6 +57,11 @@ def train_probability_model(X, y, kcode, C, gamma, degree=3, weights=None):
     prediction (and numpy's exp/tanh differ from libm's in the last bit), so no single
     precomputed matrix reproduces them bit for bit. Returns (text, model)."""
     from .engine import gram, kernel_from_gram
+    # libsvm's probability fit shuffles its internal folds with the C library's rand():
+    # seed it as a fresh process has it (glibc: rand() unseeded == srand(1)), so the model
+    # does not depend on what ran before in this process (retrain and gridsearch, the
+    # Python API, the tests all give the very model a new Gaia process gives)
+    _libc().srand(1)
     if kcode not in (0, 1):
         param = libsvm_io.make_parameter(kcode, C, gamma, degree, weights=weights,
                                          probability=True, cache_size=libsvm_io.cache_mb(len(X)))
