@@ -190,7 +190,8 @@ def test_classify_history_fresh_and_lenient(gaia_fixtures, run_tool):
     node[vector.rsplit(".", 1)[1]] = node[vector.rsplit(".", 1)[1]][:-1]
     stream = b"".join(msgpack.packb(r) for r in recs)
     proc = run_tool("classify", "-m", path, "-f", "json", input=stream)
-    assert proc.returncode == 1 and proc.stdout == b"" and proc.stderr.count(b"\n") == 4
+    # every record failed, nothing written: "nothing could be done" (design.md §4), exit 2
+    assert proc.returncode == 2 and proc.stdout == b"" and proc.stderr.count(b"\n") == 4
     proc = run_tool("classify", "-m", path, "--history-fresh", "-f", "json", input=stream)
     assert proc.returncode == 1 and proc.stderr.count(b"\n") == 1
     fresh = [json.loads(line)["highlevel"]["mood_happy"] for line in proc.stdout.splitlines()]
@@ -270,3 +271,22 @@ def test_unappliable_history_is_fatal_once(gaia_fixtures, run_tool, tmp_path):
     assert proc.returncode == 2 and proc.stdout == b""
     assert proc.stderr.decode().count("\n") == 1 and b"Gaia >= 2.3" in proc.stderr
     assert run_tool("classify", "--describe", pca).returncode == 0
+
+
+def test_every_record_failed_leaves_the_output_alone(trained, run_tool, tmp_path):
+    """No record could be classified: exit 2, the -o file neither created nor replaced."""
+    recs = [json.loads(json.dumps(r)) for r in trained["records"][:3]]
+    for rec in recs:
+        del rec["lowlevel"]["mfcc"]["mean"]
+    stream = b"".join(msgpack.packb(r) for r in recs)
+    out = tmp_path / "out.msgpack"
+    for fmt in ("msgpack", "json"):
+        proc = run_tool("classify", "-m", trained["path"], "-f", fmt, "-o", out, input=stream)
+        assert proc.returncode == 2 and not out.exists()
+        assert proc.stderr.count(b"lowlevel.mfcc.mean") == 3
+    out.write_bytes(b"previous")
+    proc = run_tool("classify", "-m", trained["path"], "-o", out, input=stream)
+    assert proc.returncode == 2 and out.read_bytes() == b"previous"
+    # an empty stream is not a failure: exit 0 and an (empty) output file
+    proc = run_tool("classify", "-m", trained["path"], "-o", out, input=b"")
+    assert proc.returncode == 0 and out.read_bytes() == b""

@@ -154,3 +154,46 @@ def test_no_progress_bar_over_records_printed_on_the_terminal(monkeypatch):
     tool.args = tool.parser.parse_args(["-q", "-o", "out.msgpack"])
     tool.verbosity = 0
     assert not tool.progress("working", 3).enabled
+
+
+def test_every_input_failed_is_exit_2_and_writes_nothing(tmp_path, capsys):
+    """The base rule for all six tools: inputs given, every one failed, nothing produced ->
+    exit 2, no -o file created or replaced (record or text output); one success -> 1."""
+    from mirkit.cli import Tool
+
+    class Records(Tool):
+        name = "records"
+
+        def run(self, args):
+            with self.record_writer(args) as writer:
+                for name in args.inputs:
+                    if name.startswith("bad"):
+                        self.fail(name, "bad input")
+                    else:
+                        writer.write({"metadata": {"id": name}})
+
+    class Text(Records):
+        name = "text"
+
+        def run(self, args):
+            good = [n for n in args.inputs if not n.startswith("bad")]
+            for name in args.inputs:
+                if name.startswith("bad"):
+                    self.fail(name, "bad input")
+            self.successes += len(good)
+            self.write_text(args, "".join(f"{n}\n" for n in good))
+
+    out = tmp_path / "out"
+    for cls in (Records, Text):
+        assert cls().execute(["-o", str(out), "bad1", "bad2"]) == 2 and not out.exists()
+        out.write_bytes(b"previous")
+        assert cls().execute(["-o", str(out), "-q", "bad1"]) == 2
+        assert out.read_bytes() == b"previous"
+        assert cls().execute(["-o", str(out), "bad1", "good"]) == 1
+        assert b"good" in out.read_bytes()
+        out.unlink()
+        assert cls().execute(["-o", str(out)]) == 0     # no input, no failure: empty output
+        assert out.exists()
+        out.unlink()
+    err = capsys.readouterr().err
+    assert "records: bad1: bad input" in err and f"{out}: not written" in err

@@ -124,7 +124,7 @@ def test_bad_inputs_each_give_one_clear_error_or_a_record(run_tool, tmp_path):
     assert len(err) == len(failed), err
     for name, reason in failed.items():
         assert any(name in line and reason in line for line in err), (name, err)
-    for name in ("truncated.wav", "one.wav", "eight.wav", "hires.wav", "caf\\udce9.wav"):
+    for name in ("truncated.wav", "one.wav", "eight.wav", "hires.wav", "caf\\xe9.wav"):
         assert name in recs, (name, sorted(recs))
     assert recs["eight.wav"]["metadata"]["audio_properties"]["number_channels"] == 8.0
     assert recs["hires.wav"]["metadata"]["audio_properties"]["sample_rate"] == 192000.0
@@ -248,3 +248,89 @@ def test_audio_on_stdin_instead_of_paths_is_one_error(run_tool, clip):
                          b"(one per line): give the audio files as arguments\n"
     res = run_tool("extract", input=b"a\0b\n")
     assert res.returncode == 2 and b"binary data" in res.stderr
+
+
+def test_every_input_failed_is_exit_2_and_leaves_the_output_alone(run_tool, clip, tmp_path):
+    """design.md §4: nothing could be done -> 2; the -o file is neither created nor replaced
+    (it was created empty, or an existing good file was replaced by an empty one)."""
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio\n")
+    out = tmp_path / "out.msgpack"
+    res = run_tool("extract", "-o", out, bad, tmp_path / "missing.wav")
+    assert res.returncode == 2 and not out.exists()
+    assert b"bad.wav" in res.stderr and b"missing.wav" in res.stderr
+    assert b"out.msgpack: not written" in res.stderr
+    out.write_bytes(b"previous good content")
+    res = run_tool("extract", "-o", out, "-f", "json", bad)
+    assert res.returncode == 2 and out.read_bytes() == b"previous good content"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".~")] == []
+    res = run_tool("extract", bad, input=b"")
+    assert res.returncode == 2 and res.stdout == b""
+    # one good file among them: exit 1 and the file holds its record
+    res = run_tool("extract", "--descriptors", "none", "-o", out, bad, clip)
+    assert res.returncode == 1
+    assert [r["metadata"]["id"] for r in records(out.read_bytes())] == [str(clip)]
+
+
+def _tiny_model(path):
+    """A mirkit model on two descriptors every extract record has (trained on 12 made-up
+    records: loud/soft by average_loudness)."""
+    from mirkit import yamlio
+    from mirkit.gaia.dataset import load_dataset
+    from mirkit.gaia.preprocess import Chain
+    from mirkit.gaia.project import Project, template_text
+    from mirkit.svm.modelfile import save_model
+    from mirkit.svm.train import train_final
+    recs, labels = {}, {}
+    for i in range(12):
+        recs[f"t{i}"] = {"metadata": {"id": f"t{i}"},
+                         "lowlevel": {"average_loudness": (i % 2) + 0.05 * i,
+                                      "dynamic_complexity": 0.3 * i}}
+        labels[f"t{i}"] = "loud" if i % 2 else "soft"
+    base, _ = load_dataset(None, exclude=["metadata.*"], records=recs)
+    project = Project(yamlio.loads(template_text("2.1-beta5", "c", "d", "r", "f", "g"),
+                                   gaia=False))
+    chain = Chain.from_steps(project.preprocessing["raw"])
+    config = {"kernel": "RBF", "C": 0, "gamma": 0, "balanceClasses": False, "type": "C-SVC",
+              "classifier": "svm", "preprocessing": "raw"}
+    save_model(path, train_final(chain.fit_apply(base), labels, config, chain.to_data(),
+                                 base.layout(), "loudness", "raw"))
+    return path
+
+
+def test_non_utf8_file_name_gives_valid_utf8_records(run_tool, tmp_path):
+    """b'caf\\xe9.wav' (Latin-1 name on a UTF-8 system): metadata.id and tags.file_name are
+    decoded with backslashreplace ('caf\\\\xe9.wav', extract(1)); the JSON and msgpack output
+    are valid UTF-8 and go through classify and json2sig."""
+    from mirkit import yamlio
+    import soundfile as sf
+    raw = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.wav")
+    sf.write(raw, music_like(1.0), 44100)
+    name = os.fsdecode(raw)     # as argv: the byte as a surrogate escape
+    shown = os.fsencode(str(tmp_path)).decode() + "/caf\\xe9.wav"
+    outs = {}
+    for fmt in ("json", "msgpack"):
+        res = run_tool("extract", "--descriptors", "lowlevel", "-f", fmt, name)
+        assert res.returncode == 0, res.stderr
+        outs[fmt] = res.stdout
+    (rec,) = [json.loads(line) for line in outs["json"].decode("utf-8").splitlines()]
+    packed = list(msgpack.Unpacker(io.BytesIO(outs["msgpack"]), raw=False,
+                                   unicode_errors="strict"))
+    assert len(packed) == 1
+    for r in (rec, packed[0]):
+        assert r["metadata"]["id"] == shown
+        assert r["metadata"]["tags"]["file_name"] == "caf\\xe9.wav"
+    # the same id from a path list on stdin
+    res = run_tool("extract", "--descriptors", "lowlevel", "-f", "json", input=raw + b"\n")
+    assert json.loads(res.stdout)["metadata"]["id"] == shown
+    model = _tiny_model(tmp_path / "tiny.model")
+    for fmt, data in outs.items():
+        res = run_tool("classify", "-m", model, "-f", fmt, input=data)
+        assert res.returncode == 0, res.stderr
+        (out,) = records(res.stdout)
+        assert out["metadata"]["id"] == shown and out["highlevel"]["tiny"]["value"] in ("loud", "soft")
+        res = run_tool("json2sig", "-d", tmp_path / f"sigs-{fmt}", input=data)
+        assert res.returncode == 0, res.stderr
+        (sig,) = yamlio.loads(res.stdout.decode("utf-8"), gaia=False).items()
+        assert sig[0] == shown
+        assert yamlio.load(sig[1])["lowlevel"]["average_loudness"] == rec["lowlevel"]["average_loudness"]

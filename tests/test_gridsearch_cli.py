@@ -269,3 +269,31 @@ def test_unreadable_descriptor_file_is_a_failed_input(tmp_path, run_tool):
     assert proc.returncode == 1, err
     assert f"{victim}: could not read point" in err
     assert (tmp_path / "report.tsv").exists() or list(tmp_path.rglob("report.tsv"))
+
+
+def test_groundtruth_fold_errors_name_the_groundtruth(data, run_tool_module, tmp_path):
+    """Every fatal error about what the groundtruth cannot give is one line
+    'gridsearch: GROUNDTRUTH: reason', before any dataset is built."""
+    gt = yamlio.load(data / "groundtruth.yaml", gaia=False)
+    project = tmp_path / "project.yaml"
+    project.write_text(PROJECT)     # nfold 4
+
+    def fails(name, gt_data, *extra):
+        path = tmp_path / name
+        path.write_text(yamlio.dump(gt_data))
+        proc = run_tool_module("gridsearch", "-p", project, path, data / "filelist.yaml",
+                               "--no-model", "-q", *extra)
+        assert proc.returncode == 2, proc.stderr
+        line = proc.stderr.decode()
+        assert line.startswith(f"gridsearch: {path}: ") and line.count("\n") == 1, line
+        assert not (tmp_path / "datasets").exists()
+        return line
+
+    one_group = dict(gt, groups={pid: "same artist" for pid in gt["groundTruth"]})
+    assert "only 1 group(s) for 4 folds" in fails("gt1.yaml", one_group, "--group-by", "groups")
+    no_groups = {k: v for k, v in gt.items() if k != "groups"}
+    assert "needs a 'groups' map" in fails("gt2.yaml", no_groups, "--group-by", "groups")
+    small = dict(gt, groundTruth=dict(gt["groundTruth"], track0000="lonely"))
+    assert "'lonely' has 1" in fails("gt3.yaml", small)
+    single = dict(gt, groundTruth={pid: "all" for pid in gt["groundTruth"]})
+    assert "need at least two classes" in fails("gt4.yaml", single)

@@ -131,3 +131,51 @@ def test_filelist_mode_never_overwrites_a_sig_input(tmp_path, run_tool):
 
 def load_filelist_text(data):
     return yamlio.loads(data.decode(), gaia=False)
+
+
+def test_nothing_converted_creates_nothing(tmp_path, run_tool):
+    """Every input failed: exit 2, no -d DIR created, -o filelist neither created nor
+    replaced, nothing on stdout (design.md §4). DIR appears with the first .sig only."""
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2, 3]")
+    sigs = tmp_path / "sigs" / "sub"
+    res = run_tool("json2sig", "-d", sigs, bad, tmp_path / "absent.json")
+    assert res.returncode == 2 and res.stdout == b"" and not (tmp_path / "sigs").exists()
+    out = tmp_path / "fl.yaml"
+    out.write_text("previous: content\n")
+    res = run_tool("json2sig", "-d", sigs, "-o", out, bad)
+    assert res.returncode == 2 and out.read_text() == "previous: content\n"
+    assert not (tmp_path / "sigs").exists()
+    # an empty stream is not a failure: exit 0, an empty filelist, still no directory
+    res = run_tool("json2sig", "-d", sigs, input=b"")
+    assert res.returncode == 0 and not (tmp_path / "sigs").exists()
+    assert yamlio.loads(res.stdout.decode(), gaia=False) in ({}, None)
+    # the first converted record creates it
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps(essentia_json(1)))
+    res = run_tool("json2sig", "-d", sigs, bad, good)
+    assert res.returncode == 1 and [p.name for p in sigs.iterdir()] == ["t1.mp3.sig"]
+    # filelist mode: every listed file failed
+    (tmp_path / "list.yaml").write_text("a: absent.json\nb: bad.json\n")
+    res = run_tool("json2sig", "--filelist", tmp_path / "list.yaml", "-o", out)
+    assert res.returncode == 2 and out.read_text() == "previous: content\n"
+
+
+def test_non_utf8_names_give_valid_utf8_filelists(tmp_path, run_tool):
+    """A record without an id takes its file's stem, decoded as extract's ids are
+    (b'caf\\xe9' -> 'caf\\\\xe9'); a -d directory whose name is not UTF-8 cannot be named by
+    the (UTF-8) filelist: one clear error, exit 2."""
+    import os
+    rec = essentia_json(0)
+    del rec["metadata"]["tags"]
+    src = os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.json")
+    with open(src, "w") as fh:
+        json.dump(rec, fh)
+    res = run_tool("json2sig", "-d", tmp_path / "sigs", os.fsdecode(src))
+    assert res.returncode == 0, res.stderr
+    fl = yamlio.loads(res.stdout.decode("utf-8"), gaia=False)
+    assert list(fl) == ["caf\\xe9"] and os.path.exists(fl["caf\\xe9"])
+    res = run_tool("json2sig", "-d", os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"d\xe9")),
+                   os.fsdecode(src))
+    assert res.returncode == 2 and b"not valid UTF-8" in res.stderr
+    assert res.stderr.count(b"\n") == 1 and b"Traceback" not in res.stderr

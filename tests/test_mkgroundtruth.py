@@ -90,3 +90,34 @@ def test_filelist_paths_are_relative_to_the_filelist(tmp_path, run_tool):
     res = run_tool("json2sig", "--filelist", "sub/fl.yaml", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "data" / "rock" / "same.sig").exists()
+
+
+def test_every_record_unlabelled_is_fatal_and_writes_nothing(tmp_path, run_tool):
+    out = tmp_path / "gt.yaml"
+    out.write_text("previous: content\n")
+    data = "\n".join(json.dumps({"metadata": {"id": f"f{i}"}}) for i in range(3)).encode()
+    res = run_tool("mkgroundtruth", "--label", "metadata.tags.genre", "-o", out, input=data)
+    assert res.returncode == 2 and res.stdout == b""
+    assert res.stderr.count(b"no label at") == 3
+    assert out.read_text() == "previous: content\n"
+
+
+def test_non_utf8_file_names(tmp_path, run_tool):
+    """Ids are valid UTF-8 (undecodable bytes as \\xHH, as extract's ids); a filelist cannot
+    name such a file: that entry is reported (exit 1), the rest is written."""
+    import os
+    make_tree(tmp_path / "t")
+    open(os.path.join(os.fsencode(str(tmp_path / "t" / "rock")), b"caf\xe9.json"), "w").close()
+    res = run_tool("mkgroundtruth", tmp_path / "t", "-q")
+    assert res.returncode == 0, res.stderr
+    assert yamlio.loads(res.stdout.decode("utf-8"), gaia=False)["groundTruth"]["rock/caf\\xe9"] == "rock"
+    res = run_tool("mkgroundtruth", tmp_path / "t", "-q", "-l", tmp_path / "fl.yaml")
+    assert res.returncode == 1 and b"caf\\xe9.json: file name is not valid UTF-8" in res.stderr
+    assert "rock/caf\\xe9" not in yamlio.loads(res.stdout.decode("utf-8"), gaia=False)["groundTruth"]
+    assert len(yamlio.load(str(tmp_path / "fl.yaml"), gaia=False)) == 4
+    # a class folder whose name is not UTF-8: the class name follows the same rule
+    os.rename(os.path.join(os.fsencode(str(tmp_path / "t")), b"jazz"),
+              os.path.join(os.fsencode(str(tmp_path / "t")), b"j\xe9zz"))
+    res = run_tool("mkgroundtruth", tmp_path / "t", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "j\\xe9zz" in yamlio.loads(res.stdout.decode("utf-8"), gaia=False)["groundTruth"].values()

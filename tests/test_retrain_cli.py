@@ -168,3 +168,61 @@ def test_training_failure_names_the_input_and_configuration(run_tool, tmp_path):
     err = proc.stderr.decode()
     assert err.startswith(f"retrain: {proj}: cannot train raw RBF: ") and "Division by zero" in err
     assert not (tmp_path / "m.model").exists()
+
+
+def _project_copy(project, tmp_path, name, filelist=True):
+    """The fixture's project with its own (empty) datasets directory: retrain must rebuild
+    the dataset from the descriptors."""
+    lines = []
+    for line in (project / "project.yaml").read_text().splitlines(True):
+        if line.startswith("datasetsDirectory:"):
+            line = f"datasetsDirectory: {tmp_path / (name + '-datasets')}\n"
+        elif line.startswith("filelist:") and not filelist:
+            line = "filelist: null\n"
+        lines.append(line)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("".join(lines))
+    return path
+
+
+def test_retrain_from_records_on_stdin(project, run_tool, tmp_path):
+    """`retrain PROJECT X.param --filelist - -o MODEL < records` (the stream gridsearch reads
+    with FILELIST '-') gives the same model file as the filelist."""
+    import msgpack
+    param = project / "synthetic.model.param"
+    text = (project / "project.yaml").read_text()
+    fl_path = [line.split(":", 1)[1].strip() for line in text.splitlines()
+               if line.startswith("filelist:")][0]
+    filelist = yamlio.load(fl_path, gaia=False)
+    base = Path(fl_path).parent
+    records = []
+    for pid in reversed(sorted(filelist)):      # any order: matched by record id
+        rec = json.loads((base / filelist[pid]).read_text())
+        rec.setdefault("metadata", {})["id"] = pid
+        records.append(rec)
+    stream = b"".join(msgpack.packb(r) for r in records)
+
+    from_file = _project_copy(project, tmp_path, "file")
+    proc = run_tool("retrain", from_file, param, "-o", tmp_path / "file.model")
+    assert proc.returncode == 0, proc.stderr.decode()
+    reference = (tmp_path / "file.model").read_bytes()
+    assert reference == (project / "synthetic.model").read_bytes()
+
+    from_stdin = _project_copy(project, tmp_path, "stdin")
+    proc = run_tool("retrain", from_stdin, param, "--filelist", "-", "-o",
+                    tmp_path / "stdin.model", input=stream)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert (tmp_path / "stdin.model").read_bytes() == reference
+    # a project without a filelist (as `gridsearch GT - -d DIR` writes it) reads the pipe,
+    # a bad item in the stream is reported: exit 1, the model is written all the same
+    no_fl = _project_copy(project, tmp_path, "nofl", filelist=False)
+    proc = run_tool("retrain", no_fl, param, "-o", tmp_path / "nofl.model",
+                    input=stream + msgpack.packb([1, 2]))
+    assert proc.returncode == 1, proc.stderr.decode()
+    assert proc.stderr.startswith(b"retrain: -: item 31 ") and b"not a record" in proc.stderr
+    assert (tmp_path / "nofl.model").read_bytes() == reference
+    # nothing on stdin matches the groundtruth: one clear error, no model
+    proc = run_tool("retrain", _project_copy(project, tmp_path, "empty"), param,
+                    "--filelist", "-", "-o", tmp_path / "none.model", input=b"")
+    assert proc.returncode == 2 and b"no record on stdin matches" in proc.stderr
+    assert not (tmp_path / "none.model").exists()

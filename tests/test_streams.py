@@ -132,3 +132,71 @@ def test_audio_file_given_as_records_says_so(tmp_path):
     assert len(read_all(b"FORM: 1\n")[0]) == 1
     # a UTF-16 byte-order mark (FF FE) is not an MP3 frame sync
     assert read_all("a: 1\n".encode("utf-16-le").join([b"\xff\xfe", b""]))[0] == [{"a": 1.0}]
+
+
+def _strict(data):
+    """Parse as strict JSON (RFC 8259): NaN/Infinity literals refused."""
+    def refuse(name):
+        raise ValueError(f"not strict JSON: {name}")
+    return [json.loads(line, parse_constant=refuse) for line in data.decode().splitlines()]
+
+
+def test_non_finite_numbers_are_null_in_json_and_read_back_as_nan():
+    import math
+    np = pytest.importorskip("numpy")
+    nan, inf = float("nan"), float("inf")
+    rec = {"a": nan, "b": [inf, -inf, 1.5], "c": np.array([np.nan, 2.0], np.float32),
+           "d": np.float64("inf"), "s": "nan inf -inf", "m": [[1.0, nan]]}
+    for indent in (None, 2):
+        data = encode("json", [rec], indent)
+        if indent is None:
+            assert _strict(data) == [{"a": None, "b": [None, None, 1.5], "c": [None, 2.0],
+                                      "d": None, "s": "nan inf -inf", "m": [[1.0, None]]}]
+        ((back,), _) = read_all(data)
+        assert math.isnan(back["a"]) and back["b"][2] == 1.5 and back["s"] == "nan inf -inf"
+        assert all(math.isnan(v) for v in back["b"][:2] + [back["c"][0], back["d"], back["m"][0][1]])
+    # msgpack keeps them exactly
+    ((back,), _) = read_all(encode("msgpack", [{"b": [inf, -inf], "a": nan}]))
+    assert back["b"] == [inf, -inf] and math.isnan(back["a"])
+
+
+def test_essentia_and_python_non_finite_literals_are_read():
+    """Essentia's YamlOutput(format='json') writes bare nan, inf, -inf; Python's json writes
+    NaN, Infinity, -Infinity. Both are read; the same words inside strings are untouched."""
+    import math
+    text = (b'{"a": {"n": nan, "v": [[1, nan, inf]], "w": -inf, "s": "nan, inf \\" -inf"}}\n'
+            b'{"p": [NaN, Infinity, -Infinity], "t": "inf"}')
+    (first, second), bad = read_all(text)
+    assert bad == []
+    assert math.isnan(first["a"]["n"]) and first["a"]["w"] == -math.inf
+    assert first["a"]["v"][0][0] == 1 and math.isnan(first["a"]["v"][0][1])
+    assert first["a"]["v"][0][2] == math.inf and first["a"]["s"] == 'nan, inf " -inf'
+    assert math.isnan(second["p"][0]) and second["p"][1:] == [math.inf, -math.inf]
+    assert second["t"] == "inf"
+    # still an error when it is not one of those words
+    with pytest.raises(StreamError):
+        read_all(b'{"a": nana}')
+
+
+@pytest.mark.oracle
+def test_essentia_json_with_non_finite_values(tmp_path):
+    es = pytest.importorskip("essentia.standard")
+    import math
+    import essentia
+    pool = essentia.Pool()
+    pool.set("x.nan", float("nan"))
+    pool.set("x.inf", float("inf"))
+    pool.set("x.ninf", float("-inf"))
+    pool.set("x.name", "nan inf")
+    path = tmp_path / "e.json"
+    es.YamlOutput(filename=str(path), format="json")(pool)
+    (rec,) = list(read_file(str(path)))
+    assert math.isnan(rec["x"]["nan"]) and rec["x"]["inf"] == math.inf
+    assert rec["x"]["ninf"] == -math.inf and rec["x"]["name"] == "nan inf"
+
+
+def test_null_in_metadata_stays_null():
+    """Only descriptors are numbers: a null id or tag is not turned into NaN."""
+    import math
+    ((back,), _) = read_all(b'{"metadata": {"id": null, "tags": {"genre": [null]}}, "x": null}')
+    assert back["metadata"] == {"id": None, "tags": {"genre": [None]}} and math.isnan(back["x"])

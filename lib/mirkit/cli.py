@@ -8,7 +8,9 @@ reason``, and the exit status of design.md §4:
 
 * 0 success;
 * 1 some inputs failed (each reported) but the rest were processed;
-* 2 usage error, or nothing could be done (e.g. a model that does not load).
+* 2 usage error, or nothing could be done (e.g. a model that does not load, or inputs
+  were given and every one of them failed: nothing was produced). Then no ``-o`` file is
+  created or replaced, and nothing is written on stdout.
 """
 
 import argparse
@@ -24,6 +26,10 @@ from .errors import MirkitError
 from .streams import FORMATS, RecordWriter, read_file
 
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+
+
+class _NothingToWrite(Exception):
+    """Raised inside :func:`atomic_write` to abandon the temp file: nothing was produced."""
 
 
 class Progress:
@@ -80,7 +86,10 @@ class Tool:
     has_output = True
 
     def __init__(self):
+        #: inputs (or items) reported with :meth:`fail`
         self.failures = 0
+        #: outputs produced: records written (counted by :meth:`record_writer`), files
+        #: written by the tool itself (the tool adds them)
         self.successes = 0
         self.verbosity = 1
         self.parser = self._build_parser()
@@ -149,8 +158,14 @@ class Tool:
                        exc.strerror or str(exc))
             return EXIT_FATAL
         if status is None:
-            status = EXIT_PARTIAL if self.failures else EXIT_OK
+            status = (EXIT_FATAL if self.nothing_done() else
+                      EXIT_PARTIAL if self.failures else EXIT_OK)
         return status
+
+    def nothing_done(self):
+        """True when inputs failed and nothing was produced (design.md §4: exit status 2,
+        no -o file created or replaced). An empty input with no failure is not this case."""
+        return bool(self.failures) and not self.successes
 
     # ---- diagnostics ----------------------------------------------------------------------
     def _say(self, text):
@@ -206,8 +221,13 @@ class Tool:
         """Binary output: stdout, or the -o file written atomically at the end."""
         path = getattr(args, "output", None)
         if path and path != "-":
-            with atomic_write(path, "wb") as fh:
-                yield fh
+            try:
+                with atomic_write(path, "wb") as fh:
+                    yield fh
+                    if self.nothing_done():
+                        raise _NothingToWrite
+            except _NothingToWrite:
+                self.warn(f"{path}: not written: no input could be processed")
         else:
             yield sys.stdout.buffer
             sys.stdout.flush()
@@ -224,10 +244,16 @@ class Tool:
             writer = RecordWriter(fh, fmt, indent=indent)
             yield writer
             writer.flush()
+            self.successes += writer.count
 
     def write_text(self, args, text):
-        """Write a text result to stdout or, atomically, to -o FILE."""
+        """Write a text result to stdout or, atomically, to -o FILE; nothing at all when
+        every input failed (:meth:`nothing_done`)."""
         path = getattr(args, "output", None)
+        if self.nothing_done():
+            if path and path != "-":
+                self.warn(f"{path}: not written: no input could be processed")
+            return
         if path and path != "-":
             with atomic_write(path) as fh:
                 fh.write(text)
@@ -248,10 +274,32 @@ def _jobs(text):
 
 
 def add_jobs_argument(parser):
-    """``-j/--jobs N`` (default: all cores; 0 also means all cores)."""
+    """``-j/--jobs N`` (default: all cores; 0 also means all cores) and ``--scheduler
+    ADDRESS`` (run the work on a Dask distributed cluster, design.md §6)."""
     parser.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
-                        help="worker processes (default: all cores)")
+                        help="worker processes (default: all cores); with --scheduler, at "
+                             "most N tasks at a time on the cluster")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run the work on the Dask distributed cluster of this scheduler "
+                             "(tcp://host:8786, or a scheduler JSON file) instead of local "
+                             "processes; needs pip install 'mirkit[dask]', and mirkit and the "
+                             "input files on every worker at the same paths")
+
+
+def connect_scheduler(args):
+    """With ``--scheduler``: connect now (import Dask, reach the scheduler, check the
+    workers), so that a missing package or a wrong address fails at once with exit 2."""
+    address = getattr(args, "scheduler", None)
+    if address:
+        from .parallel import dask_client
+        dask_client(address)
+    return address
 
 
 # Die quietly on SIGPIPE-like conditions handled above; restore default SIGINT behaviour.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+# Only possible in the main thread: a Dask scheduler or worker imports this module from
+# another thread when it unpickles a task of extract/gridsearch (--scheduler).
+try:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+except ValueError:
+    pass

@@ -5,6 +5,12 @@ Readers auto-detect the wire format from the first byte (design.md §3): a msgpa
 concatenated/pretty as jq accepts), or a YAML document (Essentia's YAML output). Memory use
 is bounded by the largest single record, not by the stream.
 
+Non-finite numbers: strict JSON has none, so the JSON writer puts ``null`` in place of NaN,
+Infinity and -Infinity (as JavaScript's JSON.stringify and jq do; msgpack keeps them as they
+are). The JSON reader reads ``null`` as NaN (outside ``metadata``), and also accepts
+Python's ``NaN``/``Infinity`` and the bare ``nan``/``inf``/``-inf`` that Essentia's
+YamlOutput writes in its JSON files.
+
 A truncated or corrupt stream raises :class:`StreamError` naming the byte offset (and line,
 for JSON) of the fault, after every complete record before it has been yielded. A complete
 value that is not a record (a JSON number, a msgpack list) is yielded as a
@@ -14,6 +20,7 @@ value that is not a record (a JSON number, a msgpack list) is yielded as a
 import codecs
 import io
 import json
+import math
 import os
 import re
 import sys
@@ -153,6 +160,45 @@ def _as_record(obj, source, where):
 
 
 _WS_RE = re.compile(r"\s*")
+# Essentia's JSON writes non-finite reals as bare nan, inf, -inf (not JSON): found outside
+# strings and rewritten as Python's NaN/Infinity, which json accepts
+_ESSENTIA_CONSTANT = re.compile(r"-?(?:nan|inf)(?![\w.])")
+_STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)|(-?)(nan|inf)(?![\w.])', re.S)
+
+
+def _python_constant(match):
+    if match.group(2) is None:
+        return match.group(0)   # a string: unchanged
+    if match.group(2) == "nan":
+        return "NaN"
+    return "-Infinity" if match.group(1) else "Infinity"
+
+
+def _nan_for_null(obj, top=True):
+    """``null`` (how mirkit writes NaN and infinities in JSON) read back as NaN, in the
+    descriptors: ``metadata`` (ids, tags) is left as it is."""
+    if top and isinstance(obj, dict):
+        return {k: v if k == "metadata" else _nan_for_null(v, False) for k, v in obj.items()}
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: _nan_for_null(v, False) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nan_for_null(v, False) for v in obj]
+    return obj
+
+
+def _null_for_nonfinite(obj):
+    """NaN, Infinity and -Infinity as None (JSON ``null``), numpy values as plain data."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _null_for_nonfinite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_null_for_nonfinite(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return _null_for_nonfinite(obj.tolist())
+    return obj
 
 
 def _read_json(head, raw, source):
@@ -200,6 +246,13 @@ def _read_json(head, raw, source):
         try:
             obj, end = decoder.raw_decode(buf, pos)
         except json.JSONDecodeError as exc:
+            if _ESSENTIA_CONSTANT.match(buf, exc.pos):
+                # Essentia's nan/inf: rewrite them in the rest of the buffer, decode again
+                # (byte offsets in later messages count the rewritten text)
+                fixed = buf[:pos] + _STRING_OR_CONSTANT.sub(_python_constant, buf[pos:])
+                if fixed != buf:
+                    buf = fixed
+                    continue
             incomplete = exc.pos >= len(buf) - 64 or exc.msg.startswith("Unterminated string")
             offset = state["bytes"] + len(buf[:pos].encode("utf-8"))
             if not eof and incomplete:
@@ -225,6 +278,8 @@ def _read_json(head, raw, source):
         if end < len(buf) and not buf[end].isspace() and buf[end - 1] not in "}]\"":
             raise StreamError(f"corrupt JSON stream at byte offset {offset} (line {line}, after "
                               f"{index} record(s)): unexpected data after a value", source, offset)
+        if buf.find("null", pos, end) >= 0:
+            obj = _nan_for_null(obj)
         index += 1
         where = f"item {index} (byte offset {offset}, line {line})"
         line += buf.count("\n", pos, end)
@@ -310,8 +365,13 @@ class RecordWriter:
         if self.fmt == "msgpack":
             data = self._packer.pack(record)
         else:
-            data = (json.dumps(record, default=_default, indent=self.indent,
-                               ensure_ascii=False) + "\n").encode("utf-8")
+            try:
+                text = json.dumps(record, default=_default, indent=self.indent,
+                                  ensure_ascii=False, allow_nan=False)
+            except ValueError:  # NaN or an infinity: strict JSON has none, write null
+                text = json.dumps(_null_for_nonfinite(record), default=_default,
+                                  indent=self.indent, ensure_ascii=False, allow_nan=False)
+            data = (text + "\n").encode("utf-8")
         self.fh.write(data)
         self.count += 1
 

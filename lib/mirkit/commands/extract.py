@@ -3,7 +3,7 @@
 import os
 import sys
 
-from ..cli import Tool, add_jobs_argument
+from ..cli import Tool, add_jobs_argument, connect_scheduler
 from ..errors import MirkitError
 from ..extractor import profile as profile_mod
 from .tfoptions import add_graph_arguments, graph_options
@@ -26,16 +26,17 @@ def _parse_descriptors(text):
 
 
 def _work(item):
-    """Run in a worker: (path, options) -> (kind, payload). Never raises for bad input."""
-    path, options = item
+    """Run in a worker: (path, options[, name shown]) -> (kind, payload). Never raises for
+    bad input. With --scheduler the path is absolute and the name shown the one given."""
+    path, options = item[:2]
     from ..extractor.pipeline import extract_file
     from ..extractor.audio import display_name
-    shown = display_name(path)
+    shown = display_name(item[2] if len(item) > 2 else path)
     try:
         result = extract_file(path, options, source=shown)
     except MirkitError as exc:
-        if exc.source is None:
-            exc.source = shown
+        if exc.source is None or exc.source == display_name(path):
+            exc.source = shown  # the name given, not the absolute path sent to Dask
         return ("error", str(exc))
     except MemoryError:
         return ("error", f"{shown}: out of memory")
@@ -112,19 +113,22 @@ class ExtractTool(Tool):
             _check_models(args.model, options["model_options"])
         elif args.embeddings:
             raise MirkitError("--embeddings needs at least one --model")
+        scheduler = connect_scheduler(args)
         paths = self.input_paths(args)
         if not paths:
             raise MirkitError("no audio files given (as arguments or on stdin)")
         from ..parallel import ordered_map
-        jobs = args.jobs if args.jobs else min(len(paths), _default_jobs())
+        jobs = args.jobs if args.jobs or scheduler else min(len(paths), _default_jobs())
+        # on Dask workers, relative paths would resolve against the worker's directory
+        items = (((os.path.abspath(p), options, p) if scheduler else (p, options)) for p in paths)
         progress = self.progress("extracting", len(paths))
         with self.record_writer(args) as writer:
-            for kind, payload in ordered_map(_work, ((p, options) for p in paths), jobs):
+            for kind, payload in ordered_map(_work, items, jobs, scheduler=scheduler,
+                                             lost=_lost):
                 progress.update()
                 if kind == "error":
                     self.fail(payload)
                     continue
-                self.successes += 1
                 if options["outputFrames"]:
                     record, frames = payload
                     frames["metadata"]["frames"] = 1.0
@@ -134,9 +138,7 @@ class ExtractTool(Tool):
                 else:
                     writer.write(payload)
         progress.close()
-        if self.failures and not self.successes:
-            return 1
-        return None
+        return None  # 0, 1 (some files failed), 2 (every file failed: Tool.nothing_done)
 
 
 def _check_models(models, model_options=None):
@@ -164,6 +166,12 @@ def _check_models(models, model_options=None):
             if ModelInfo(path, **(model_options or {})).front_end == "head":
                 raise MirkitError("this is a classification head, not an audio model; apply "
                                   f"it with classify -m {path}", path)
+
+
+def _lost(item, reason):
+    """--scheduler: the file whose task killed its Dask workers (a crash, out of memory)."""
+    from ..extractor.audio import display_name
+    return ("error", f"{display_name(item[-1])}: {reason}")
 
 
 def _default_jobs():

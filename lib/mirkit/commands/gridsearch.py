@@ -3,7 +3,7 @@
 import os
 import sys
 
-from ..cli import Tool, add_jobs_argument
+from ..cli import Tool, add_jobs_argument, connect_scheduler
 from ..errors import MirkitError
 from ..gaia.groundtruth import check_consistent, load_filelist, load_groundtruth
 from ..gaia.project import Project, template_version, write_default_project
@@ -71,6 +71,7 @@ class GridSearchTool(Tool):
             self.parser.error("give -d PROJECTDIR (or -p PROJECT)")
         if args.history and args.no_model:
             self.parser.error("--history writes the best model: it cannot go with --no-model")
+        scheduler = connect_scheduler(args)  # Dask missing or unreachable: exit 2 at once
         project = Project.load(args.project) if args.project else None
         project_dir = args.project_dir or os.path.dirname(os.path.abspath(args.project))
         try:
@@ -115,16 +116,19 @@ class GridSearchTool(Tool):
                                       fl_path if filelist is not None else None, gt_path,
                                       seed=seed, jobs=False)
             project = Project.load(project_path)
+        check_folds(project, gt, gt_path, args.group_by)
 
         log = Log(self.warn, self.info, self.progress if self.verbosity >= 1 else None,
                   fail=self.fail)
         jobs = args.jobs
         nproc = project.get("numberProcesses")
-        if not jobs and isinstance(nproc, int) and not isinstance(nproc, bool) and nproc > 0:
+        if (not jobs and not scheduler and isinstance(nproc, int) and not isinstance(nproc, bool)
+                and nproc > 0):
             jobs = nproc  # the project's setting, as Gaia's numberProcesses
         out = run_gridsearch(project, gt, project_dir, filelist=filelist, records=records,
                              jobs=jobs, force=args.force, group_by=args.group_by, log=log,
-                             train_best=not args.no_model)
+                             train_best=not args.no_model, scheduler=scheduler)
+        self.successes += 1  # results written: unreadable files alone give exit 1, not 2
         if out["model"]:
             self.info(f"best model written to {out['model']}", 1)
             if args.history:
@@ -181,6 +185,28 @@ class GridSearchTool(Tool):
                 except MirkitError:
                     continue
         return found
+
+
+def check_folds(project, gt, gt_path, group_by):
+    """Fail (exit 2) naming the groundtruth when it cannot give the project's folds: fewer
+    than two classes, a class smaller than nfold, --group-by without groups, fewer groups
+    than folds. (run_gridsearch checks again once unreadable points are left out.)"""
+    from ..gaia.folds import check_fold_sizes, group_folds
+
+    if len(set(gt.labels.values())) < 2:
+        raise MirkitError(f"need at least two classes, found {len(set(gt.labels.values()))}",
+                          gt_path)
+    if group_by and not gt.groups:
+        raise MirkitError("--group-by groups needs a 'groups' map in the groundtruth", gt_path)
+    for nfold in sorted({int(ev.get("nfold", 10)) for ev in project.evaluations()}):
+        if nfold < 2:
+            continue  # the project's fault: reported by run_gridsearch, naming the project
+        try:
+            check_fold_sizes(gt.labels, nfold)
+            if group_by:
+                group_folds(gt.labels, gt.groups, nfold, 1)
+        except MirkitError as exc:
+            raise MirkitError(exc.reason, exc.source or gt_path) from None
 
 
 def main(argv=None):

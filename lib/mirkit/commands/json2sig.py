@@ -28,7 +28,8 @@ class Json2Sig(Tool):
                             help="filelist mode: YAML map id -> descriptor file; relative paths "
                                  "are resolved against the filelist's directory")
         parser.add_argument("-d", "--directory", metavar="DIR",
-                            help="stream mode: directory for the .sig files (created if needed)")
+                            help="stream mode: directory for the .sig files (created with the "
+                                 "first one)")
         parser.add_argument("--keep-all", action="store_true",
                             help="keep metadata.tags, metadata.audio_properties.sample_rate and "
                                  ".lossless (Gaia's json_to_sig removes them)")
@@ -46,6 +47,7 @@ class Json2Sig(Tool):
         if not self.args.keep_all:
             strip_for_gaia(record)
         write_sig(path, record)
+        self.successes += 1
 
     def run_filelist(self, args):
         from ..gaia.groundtruth import load_filelist, save_filelist
@@ -77,12 +79,10 @@ class Json2Sig(Tool):
         from ..gaia.groundtruth import save_filelist
 
         directory = args.directory
-        try:
-            os.makedirs(directory, exist_ok=True)
-        except OSError as exc:
-            raise MirkitError(exc.strerror or str(exc), directory) from None
-        if not os.access(directory, os.W_OK):
-            raise MirkitError("directory is not writable", directory)
+        if text_name(directory) != directory:
+            raise MirkitError("directory name is not valid UTF-8: the filelist (UTF-8 YAML) "
+                              "could not name the .sig files in it", text_name(directory))
+        _check_directory(directory)
         result = {}
         used = {}
         for source, record in self.iter_records(self.input_paths(args)):
@@ -92,7 +92,7 @@ class Json2Sig(Tool):
                     self.fail(source, "record has no id (metadata.id, "
                                       "metadata.tags.musicbrainz_trackid or file_name)")
                     continue
-                rid = os.path.splitext(os.path.basename(source))[0]
+                rid = text_name(os.path.splitext(os.path.basename(source))[0])
             if rid in result:
                 self.fail(source, f"duplicate record id {rid!r}: kept the first one")
                 continue
@@ -100,6 +100,8 @@ class Json2Sig(Tool):
             if stem in used:  # two ids sanitised to one name: never overwrite
                 stem = safe_stem(rid + "\0")
             path = os.path.join(directory, stem + ".sig")
+            if not result:  # created with the first .sig, not when nothing converts
+                _make_directory(directory)
             try:
                 self.convert(record, path)
             except MirkitError as exc:
@@ -108,6 +110,42 @@ class Json2Sig(Tool):
             used[stem] = rid
             result[rid] = path
         self.write_text(args, save_filelist(result))
+
+
+def text_name(name):
+    """A file name as valid UTF-8 text (the rule of extract's record ids): bytes that are not
+    UTF-8 become \\xHH."""
+    try:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_directory(directory):
+    """Fail early (exit 2) when -d DIR could not be created or written, without creating it:
+    the nearest existing ancestor must be a writable directory."""
+    existing = os.path.abspath(directory)
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    if not os.path.isdir(existing):
+        raise MirkitError("not a directory" if existing == os.path.abspath(directory)
+                          else f"cannot create the directory: {existing} is not a directory",
+                          directory)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise MirkitError("directory is not writable" if existing == os.path.abspath(directory)
+                          else f"cannot create the directory: {existing} is not writable",
+                          directory)
+
+
+def _make_directory(directory):
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        raise MirkitError(f"cannot create the directory: {exc.strerror or exc}",
+                          directory) from None
 
 
 def main(argv=None):

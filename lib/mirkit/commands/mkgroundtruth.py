@@ -8,6 +8,7 @@ import os
 from ..cli import Tool
 from ..errors import MirkitError
 from ..records import get_path, record_id
+from .json2sig import text_name
 
 DESCRIPTOR_SUFFIXES = (".json", ".yaml", ".yml", ".sig", ".msgpack", ".mp")
 
@@ -96,6 +97,10 @@ class MkGroundtruth(Tool):
         self.write_text(args, save_groundtruth(None, gt))
 
     def add(self, item_id, label, source, group=None, path=None):
+        if path is not None and self.args.filelist and text_name(path) != path:
+            self.fail(text_name(path), "file name is not valid UTF-8: the filelist (UTF-8 "
+                                       "YAML) cannot name it")
+            return
         if item_id in self.labels:
             self.fail(source, f"duplicate id {item_id!r} (kept the first, label "
                               f"{self.labels[item_id]!r})")
@@ -104,6 +109,7 @@ class MkGroundtruth(Tool):
             self.fail(source, f"empty label for id {item_id!r}")
             return
         self.labels[item_id] = label
+        self.successes += 1
         if group:
             self.groups[item_id] = group
         if path is not None:
@@ -122,8 +128,9 @@ class MkGroundtruth(Tool):
                         continue
                     path = os.path.normpath(os.path.join(root, name))
                     rel = os.path.relpath(path, top)
-                    item_id = os.path.splitext(rel)[0].replace(os.sep, "/")
-                    self.add(item_id, label, path, path=path)
+                    # valid UTF-8 as extract's ids: undecodable bytes become \xHH
+                    item_id = text_name(os.path.splitext(rel)[0].replace(os.sep, "/"))
+                    self.add(item_id, text_name(label), path, path=path)
         return os.path.basename(os.path.normpath(os.path.abspath(top)))
 
     def from_table(self, path):

@@ -2,6 +2,7 @@
 retrain_model.py)."""
 
 import os
+import sys
 
 from ..cli import Tool
 from ..errors import MirkitError
@@ -19,7 +20,11 @@ class RetrainTool(Tool):
         "C and gamma are exponents (the SVM gets 2**C and 2**gamma), as in .param files. The\n"
         "preprocessed dataset is taken from the project's datasets directory (written by\n"
         "gridsearch); when it is missing, the descriptors are loaded again from the project's\n"
-        "filelist and groundtruth.")
+        "filelist and groundtruth, or from a record stream on stdin (--filelist -, or when\n"
+        "the project has no filelist and stdin is not a terminal), matched to the groundtruth\n"
+        "ids by record id, as gridsearch reads it:\n"
+        "\n"
+        "  retrain PROJECT X.param --filelist - -o MODEL < records.msgpack")
     reads_files = False
     writes_records = False
     has_output = False
@@ -45,7 +50,9 @@ class RetrainTool(Tool):
                                  "else the labels stored with the project's dataset)")
         parser.add_argument("--filelist", metavar="FILELIST",
                             help="filelist YAML, used when the project's dataset must be "
-                                 "rebuilt (default: the project's 'filelist' key)")
+                                 "rebuilt; '-' reads records from stdin (default: the "
+                                 "project's 'filelist' key, else stdin when it is not a "
+                                 "terminal)")
         parser.add_argument("-o", "--output", metavar="MODEL",
                             help="the model file to write (atomically; required)")
         parser.add_argument("--history", action="store_true",
@@ -60,6 +67,7 @@ class RetrainTool(Tool):
         from ..gaia.project import Project
         from ..svm.gridsearch import (Log, base_dataset, resolve_filelist, restrict_groundtruth,
                                       train_model_file)
+        from .gridsearch import GridSearchTool
 
         project_path = args.project or args.project_file
         param_path = args.param if args.project is None else (args.param or args.project_file)
@@ -92,15 +100,20 @@ class RetrainTool(Tool):
             param = {"model": config}
 
         project = Project.load(project_path)
-        log = Log(self.warn, self.info)
+        log = Log(self.warn, self.info, fail=self.fail)
         gt_path = args.groundtruth or project.resolve(project.get("groundtruth"))
         fl_path = args.filelist or project.resolve(project.get("filelist"))
-        filelist = None
-        if fl_path and os.path.exists(fl_path):
+        filelist = records = None
+        if fl_path and fl_path != "-" and os.path.exists(fl_path):
             filelist = resolve_filelist(load_filelist(fl_path), fl_path)
         if gt_path:
             gt = load_groundtruth(gt_path)
-            base = base_dataset(project, gt, filelist, None, 1, log, reuse=True)
+            # records on stdin in place of the filelist, as `gridsearch GT - -d DIR` reads
+            # them: with --filelist -, or with no filelist, no dataset to reuse and a pipe
+            if fl_path == "-" or (not fl_path and not sys.stdin.isatty()
+                                  and not GridSearchTool.cached_dataset(project, gt, None)):
+                records = GridSearchTool.read_stream(self, gt)
+            base = base_dataset(project, gt, filelist, records, 1, log, reuse=True)
         else:
             cached = os.path.join(project.datasets_dir, f"{project.class_name}.npz")
             if not os.path.exists(cached):
@@ -125,7 +138,8 @@ class RetrainTool(Tool):
         self.info(f"model written to {args.output}", 1)
         if args.history:
             self.info(f"Gaia history written to {write_history_beside(args.output, data)}", 1)
-        return 0
+        self.successes += 1
+        return None  # 0, or 1 when some descriptor files or records could not be read
 
 
 def history_path(model_path):

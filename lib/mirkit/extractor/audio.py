@@ -76,11 +76,15 @@ def _open_error(path, exc):
 
 
 def display_name(path):
-    """The path as text for messages and records (undecodable bytes as surrogate escapes
-    rendered with backslashes)."""
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    """The path as text for messages and records (metadata.id, metadata.tags.file_name):
+    always valid UTF-8. A file name that is not valid UTF-8 is decoded with
+    'backslashreplace': each undecodable byte becomes ``\\xHH`` (b'caf\\xe9.wav' ->
+    'caf\\\\xe9.wav', as bash's $'...' quoting writes it), see extract(1)."""
+    try:
+        raw = os.fsencode(path)     # str paths from argv/stdin carry the bytes as surrogates
+    except UnicodeEncodeError:      # a str that no file name decodes to
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _check_readable(path):

@@ -378,8 +378,9 @@ def merge_points(points, warn=None, clean=True):
 
 
 def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=None,
-                 records=None, fail=None):
-    """Load and merge descriptor files.
+                 records=None, fail=None, scheduler=None):
+    """Load and merge descriptor files (``jobs`` processes, or on the Dask cluster of
+    ``scheduler``: the paths must then be readable on its workers).
 
     ``filelist``: ``{id: path}`` (paths already resolved), or None when ``records`` gives
     ``{id: record}`` directly (a record stream). Unreadable points are dropped with a
@@ -423,7 +424,8 @@ def load_dataset(filelist, exclude=(), fail_on_unmatched=False, jobs=1, warn=Non
                     failed[pid] = str(exc)
         items = [(pid, path) for pid, path in items if path not in shared]
         results = ordered_map(_load_one, [(pid, path, tuple(exclude), fail_on_unmatched)
-                                          for pid, path in items], jobs=jobs)
+                                          for pid, path in items], jobs=jobs,
+                               scheduler=scheduler)
         load_cpu = 0.0
         for (pid, path), (res, cpu) in zip(items, results):
             load_cpu += cpu

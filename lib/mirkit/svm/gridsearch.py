@@ -22,6 +22,8 @@ import json
 import os
 import re
 import shutil
+import socket
+import threading
 import time
 
 import numpy as np
@@ -33,7 +35,7 @@ from ..gaia import metrics
 from ..gaia.dataset import Dataset, load_dataset
 from ..gaia.folds import check_fold_sizes, gaia_folds, group_folds
 from ..gaia.preprocess import Chain
-from ..parallel import default_jobs, ordered_map
+from ..parallel import default_jobs, ordered_map, worker_count
 from .engine import evaluate_fold, makespan, plan_tasks
 from .features import FeatureBlock
 from .modelfile import save_model
@@ -80,10 +82,12 @@ class Log:
 # datasets
 # ---------------------------------------------------------------------------------------
 
-def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reuse=True):
+def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reuse=True,
+                 scheduler=None):
     """The merged base dataset (cached in datasetsDirectory). ``filelist``: resolved
     ``{id: path}``; ``records``: ``{id: record}`` instead. Returns the Dataset, whose ``meta``
-    holds ``rawLayout``, ``removed`` and ``dropped``."""
+    holds ``rawLayout``, ``removed`` and ``dropped``. ``scheduler``: load the files on that
+    Dask cluster (:func:`mirkit.parallel.ordered_map`)."""
     log = log or Log()
     path = os.path.join(project.datasets_dir, f"{project.class_name}.npz")
     wanted = sorted(gt.labels)
@@ -96,7 +100,7 @@ def base_dataset(project, gt, filelist=None, records=None, jobs=1, log=None, reu
         raise MirkitError("no descriptors: give a filelist (or a record stream), or keep the "
                           "project's datasets directory", project.path)
     ds, report = load_dataset(filelist, project.excluded, project.fail_on_unmatched, jobs,
-                              log.warn, records=records, fail=log.fail)
+                              log.warn, records=records, fail=log.fail, scheduler=scheduler)
     ds.meta = {"requested": wanted, "rawLayout": ds.layout(), "labels": dict(gt.labels),
                "className": gt.class_name,
                "removed": {"variableLength": report.variable_length, "cleaner": report.cleaned},
@@ -149,9 +153,10 @@ def _read_param(path):
 
 
 def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1, force=False,
-                   group_by=None, log=None, train_best=True):
+                   group_by=None, log=None, train_best=True, scheduler=None):
     """Run the whole grid; returns a dict with ``ranked``, ``failed``, ``best`` (entry or
-    None), ``model`` (path or None), ``report`` (path) and ``result_line``."""
+    None), ``model`` (path or None), ``report`` (path) and ``result_line``. ``scheduler``:
+    run the descriptor loading and the fold tasks on that Dask cluster."""
     log = log or Log()
     class_name = project.class_name
     results_dir = project.results_dir
@@ -162,7 +167,8 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
     os.makedirs(results_dir, exist_ok=True)
     _remove_stale_temporaries(results_dir, project.datasets_dir)
 
-    base = base_dataset(project, gt, filelist, records, jobs, log, reuse=not force)
+    base = base_dataset(project, gt, filelist, records, jobs, log, reuse=not force,
+                        scheduler=scheduler)
     gt = restrict_groundtruth(gt, base, log)
     if len(set(gt.labels.values())) < 2:
         raise MirkitError("need at least two classes with usable descriptors")
@@ -237,7 +243,7 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                 test = np.nonzero(fold_arr == f)[0]
                 train = np.nonzero(fold_arr != f)[0]
                 folds_work.append((key, f, block, train, test, [e[2] for e in group]))
-        tasks, meta = _schedule(folds_work, y, len(classes), jobs)
+        tasks, meta = _schedule(folds_work, y, len(classes), worker_count(jobs, scheduler))
         progress = log.progress("grid", len(tasks)) if log.progress else None
         collected = {}
         remaining = {}
@@ -247,7 +253,8 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
         prep_cpu = {}
         spans = []
         for (key, f, test, idx, est), (result, cpu, span) in zip(
-                meta, ordered_map(_timed_evaluate, tasks, jobs, window=max(1, len(tasks)))):
+                meta, ordered_map(_timed_evaluate, tasks, jobs, window=max(1, len(tasks)),
+                                  scheduler=scheduler, shared=("block", "y"))):
             worker_cpu += cpu
             spans.append(span)
             prep_cpu[key[1]] = prep_cpu.get(key[1], 0.0) + cpu
@@ -323,7 +330,9 @@ def _timed_evaluate(task):
     wall0 = time.time()
     start = time.process_time()
     result = evaluate_fold(task)
-    return result, time.process_time() - start, (os.getpid(), wall0, time.time())
+    # a worker is a process here, a thread of a process of some host on Dask
+    worker = (socket.gethostname(), os.getpid(), threading.get_ident())
+    return result, time.process_time() - start, (worker, wall0, time.time())
 
 
 def _balance_report(spans):
