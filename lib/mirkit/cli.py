@@ -150,6 +150,12 @@ class Tool:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
             return EXIT_OK
+        except UnicodeEncodeError as exc:
+            # a name that is not valid UTF-8 (a non-UTF-8 file name) going into a text file
+            bad = exc.object[exc.start:exc.end] if isinstance(exc.object, str) else ""
+            self.error(f"cannot write {bad.encode('utf-8', 'surrogateescape')!r} into a UTF-8 "
+                       f"file: use file names that are valid UTF-8")
+            return EXIT_FATAL
         except OSError as exc:
             # an environment failure nobody turned into a MirkitError (a directory that cannot
             # be created, a full disk...): one line naming the file, not a traceback

@@ -2,7 +2,6 @@
 
 import os
 
-from .. import yamlio
 from ..cli import Tool
 from ..errors import MirkitError
 from ..records import record_id

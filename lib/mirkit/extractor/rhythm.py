@@ -220,7 +220,7 @@ def beats_loudness(x, ticks, sample_rate=SAMPLE_RATE):
     win_len = int(0.1 * sr)
     D = int(0.05 * sr)
     D += D % 2
-    starts, ends = [], []
+    starts = []
     for t in ticks:
         start, end = t - 0.05, t + 0.05 + 0.05 + 0.001
         if start < 0:

@@ -169,15 +169,24 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
 
     base = base_dataset(project, gt, filelist, records, jobs, log, reuse=not force,
                         scheduler=scheduler)
+    n_labelled = len(gt.labels)
     gt = restrict_groundtruth(gt, base, log)
+    # the groundtruth itself was checked (commands.gridsearch.check_folds); what fails here
+    # is due to the points left out
+    dropped = n_labelled - len(gt.labels)
+    left_out = (f" once the {dropped} point(s) without usable descriptors are left out"
+                if dropped else "")
     if len(set(gt.labels.values())) < 2:
-        raise MirkitError("need at least two classes with usable descriptors")
+        raise MirkitError("need at least two classes with usable descriptors" + left_out)
     evaluations = project.evaluations()
     configs = project.configurations()
     if not configs:
         raise MirkitError("the project's classifier grid is empty", project.path)
     for ev in evaluations:
-        check_fold_sizes(gt.labels, int(ev.get("nfold", 10)))
+        try:
+            check_fold_sizes(gt.labels, int(ev.get("nfold", 10)))
+        except MirkitError as exc:
+            raise MirkitError(exc.reason + left_out, exc.source) from None
 
     # which configurations still need running
     entries = []  # (eval index, evaluation, config, stem)
@@ -189,7 +198,6 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
     log.info(f"{len(entries)} configuration(s), {len(entries) - len(pending)} already done")
 
     classes = sorted(set(gt.labels.values()))
-    rows_of = {pid: i for i, pid in enumerate(base.ids)}
     y = np.array([classes.index(gt.labels[pid]) for pid in base.ids], dtype=np.int32)
     summaries = {}
 

@@ -48,7 +48,6 @@ class _Gen:
 def make_records(n, n_classes=3, seed=0, separation=0.6, class_names=None):
     """``n`` synthetic records with ids ``track0000``...; returns ``(records, labels)`` where
     ``labels`` maps id -> class name (classes balanced round-robin)."""
-    rng = np.random.default_rng(seed)
     gen = _Gen(np.random.default_rng(seed + 1), n_classes, separation)
     class_names = class_names or [f"class{c}" for c in range(n_classes)]
     records, labels = [], {}
