@@ -74,3 +74,31 @@ def test_tag_whitelist_and_bad_tags(tmp_path):
     tags._vorbis_comments(data[:20], {})
     (tmp_path / "x.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
     assert tags.read_tags(str(tmp_path / "x.wav")) == {}
+
+
+@pytest.mark.parametrize("fmt, ext, subtype, channels", [
+    ("WAV", "wav", "PCM_16", 1), ("WAV", "wav", "FLOAT", 6), ("FLAC", "flac", "PCM_24", 2),
+    ("OGG", "ogg", "VORBIS", 2), ("MP3", "mp3", None, 2)])
+def test_streamed_mono_mix_equals_whole_file_mix(tmp_path, fmt, ext, subtype, channels):
+    """read_mono (what the models read, block by block) gives the samples of decoding the
+    whole file and mixing it, for any start/end and block size (MP3: within one float32
+    ulp, libsndfile's MP3 decoder depends on the read size)."""
+    import soundfile as sf
+    if fmt not in sf.available_formats():
+        pytest.skip(f"this libsndfile cannot write {fmt}")
+    rng = np.random.default_rng(channels)
+    x = (0.3 * rng.standard_normal((30011, channels))).astype(np.float32)
+    x[100, 0] = np.nan if subtype == "FLOAT" else x[100, 0]
+    path = str(tmp_path / f"t.{ext}")
+    sf.write(path, x, 22050, format=fmt, subtype=subtype)
+    whole, sr, _ = audio.read_audio(path)
+    for start, end, block in [(0, None, audio.DECODE_BLOCK), (0, None, 4096), (5000, 17000, 3333),
+                              (29000, 10 ** 9, 1000), (40000, 50000, 4096)]:
+        mono, sr2, decoded = audio.read_mono(path, start, end, block)
+        want = whole[start:end].mean(axis=1, dtype=np.float32)
+        assert sr2 == sr and decoded == len(whole)
+        assert mono.dtype == np.float32 and len(mono) == len(want)
+        if fmt == "MP3":
+            assert np.allclose(mono, want, rtol=0, atol=2.0 ** -22), (start, end, block)
+        else:
+            assert np.array_equal(mono, want), (start, end, block)

@@ -210,13 +210,11 @@ def extract_file(path, options=None, source=None, timings=None):
         except (ModuleNotFoundError, AttributeError):
             raise MirkitError("TensorFlow models are not available in this installation "
                               "(mirkit.tf.extract.run_models is missing)", shown) from None
-        data, sr_in, _ = audio_mod.read_audio(path)
-        a0, a1 = int(t0 * sr_in), min(len(data), int(min(t1, 1e9) * sr_in))
-        decoded_models = len(data)
-        audio = data[a0:max(a0, a1)]
-        if audio.ndim == 2:  # the models' own mono mix, made here so the decoded copy can go
-            audio = audio.mean(axis=1, dtype=np.float32)
-        del data
+        sr_in = int(info["samplerate"])
+        a0 = int(t0 * sr_in)
+        # the models' own mono mix, decoded block by block (never the multichannel signal)
+        audio, sr_in, decoded_models = audio_mod.read_mono(path, a0, int(min(t1, 1e9) * sr_in))
+        a1 = a0 + len(audio)
         tf_result = run_models(audio, float(sr_in), list(models),
                                embeddings=bool(opts.get("embeddings")),
                                allow_any_op=bool(opts.get("allow_any_op")),

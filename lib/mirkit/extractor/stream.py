@@ -14,9 +14,8 @@ import tempfile
 import numpy as np
 
 from ..errors import MirkitError
+from .audio import DECODE_BLOCK  # decode block, in input frames
 
-#: decode block, in input frames
-DECODE_BLOCK = 1 << 18
 #: above this many bytes a store spills to a temporary file
 MEMORY_LIMIT = 96 << 20
 
