@@ -297,3 +297,25 @@ def test_groundtruth_fold_errors_name_the_groundtruth(data, run_tool_module, tmp
     assert "'lonely' has 1" in fails("gt3.yaml", small)
     single = dict(gt, groundTruth={pid: "all" for pid in gt["groundTruth"]})
     assert "need at least two classes" in fails("gt4.yaml", single)
+
+
+def test_folds_over_the_memory_budget_give_the_same_results(data, run, tmp_path, monkeypatch,
+                                                            capsys):
+    """When the shared kernel matrices of a fold would not fit in a worker's share of the
+    memory, every configuration is trained on its own: same .result files, and a warning."""
+    from mirkit.commands.gridsearch import main
+    from mirkit.svm import gridsearch as gs
+    assert run.returncode == 0
+    monkeypatch.setattr(gs, "_memory_budget", lambda workers: 1000.0)
+    project = tmp_path / "project.yaml"
+    project.write_text(PROJECT)
+    with pytest.raises(SystemExit) as exit_:
+        main(["-p", str(project), str(data / "groundtruth.yaml"), str(data / "filelist.yaml"),
+              "-j", "1", "--no-model"])
+    assert exit_.value.code == 0
+    assert "configurations are trained one by one" in capsys.readouterr().err
+    mine = sorted(p.name for p in (tmp_path / "results").glob("*.result"))
+    assert len(mine) == 16
+    for name in mine:
+        assert (tmp_path / "results" / name).read_bytes() == \
+            (data / "results" / name).read_bytes(), name

@@ -190,3 +190,23 @@ def test_solutions_shared_across_c_equal_separate_training(monkeypatch, separati
             # one extra solve certifies the shared one
             assert len(calls) < len(cs) - 3
             assert len({id(s) for s in shared.values()}) == len(calls) - 1
+
+
+def test_fold_over_the_memory_budget_trains_each_configuration_alone():
+    """A fold whose shared matrices would not fit (memory_budget) gives the same predictions
+    by training every configuration on its own; failures keep their per-fold message."""
+    from mirkit.svm.engine import fold_memory
+    ds, labels, y = dataset()
+    block = FeatureBlock.from_dataset(ds)
+    train, test = fold_rows(labels, ds.ids, f=2)
+    cfgs = CONFIGS + [dict(kernel="bogus", C=1, gamma=1, balanceClasses=False, type="C-SVC")]
+    task = {"block": block, "y": y, "n_classes": 3, "train": train, "test": test, "fold": 2,
+            "configs": cfgs}
+    need = fold_memory(len(train), len(test), np.bincount(y[train]))
+    assert 8 * len(train) ** 2 < need < 10 ** 8  # the estimate is of the right order
+    shared = evaluate_fold(dict(task, memory_budget=need + 1))
+    alone = evaluate_fold(dict(task, memory_budget=need - 1))
+    assert sorted(shared) == sorted(alone) == list(range(len(cfgs)))
+    for i in range(len(CONFIGS)):
+        assert np.array_equal(shared[i], alone[i]), cfgs[i]
+    assert "unknown kernel" in shared[len(CONFIGS)] and alone[len(CONFIGS)].startswith("fold 2:")

@@ -75,10 +75,24 @@ def gram(X):
     return G
 
 
+def fold_memory(n_train, n_test, class_sizes):
+    """Rough peak bytes of :func:`evaluate_fold` on a fold: the float64 Gram, kernel and
+    gamma-1 polynomial matrices with their temporaries, and two sets of one-vs-one pair
+    problems (libsvm nodes: 16 bytes per kernel value) with their test kernel rows."""
+    dense = 7 * 8 * n_train * (n_train + n_test)
+    sizes = [int(s) for s in class_sizes if s]
+    pairs = sum(16 * (a + b) * (a + b + 2) + 8 * n_test * (a + b)
+                for i, a in enumerate(sizes) for b in sizes[i + 1:])
+    return dense + 2 * pairs
+
+
 def evaluate_fold(task):
     """Worker entry point. ``task``: dict with ``block`` (FeatureBlock), ``y`` (class index
     per row), ``n_classes``, ``train``/``test`` (row indices), ``fold``, ``configs`` (list of
-    model dicts: kernel, C and gamma exponents, balanceClasses, type).
+    model dicts: kernel, C and gamma exponents, balanceClasses, type), and optionally
+    ``memory_budget`` (bytes): a fold whose shared matrices would need more
+    (:func:`fold_memory`) trains each configuration on its own instead, on dense vectors
+    with libsvm's kernel cache, as Gaia does (slower, little memory).
 
     Returns ``{config index: predicted class indices for the test rows}`` or, for a failed
     configuration, ``{index: MirkitError-message string}``."""
@@ -86,6 +100,10 @@ def evaluate_fold(task):
     train, test = task["train"], task["test"]
     configs = task["configs"]
     fold = task["fold"]
+    budget = task.get("memory_budget")
+    if budget and fold_memory(len(train), len(test),
+                              np.bincount(y[train], minlength=task["n_classes"])) > budget:
+        return _evaluate_each(task)
     out = {}
     try:
         scaling = fit_scaling(block, train)
@@ -165,6 +183,19 @@ def evaluate_fold(task):
     for degree, requests in canonical_requests.items():
         out.update(_solve_requests(canonical[degree]["problems"], order, requests, weights,
                                    len(test), fold))
+    return out
+
+
+def _evaluate_each(task):
+    """Every configuration of the task trained on its own (:func:`evaluate_config_direct`)."""
+    out = {}
+    for i, cfg in enumerate(task["configs"]):
+        try:
+            libsvm_io.svm_type_code(cfg.get("type", "C-SVC"))
+            out[i] = evaluate_config_direct(task["block"], task["y"], task["n_classes"],
+                                            task["train"], task["test"], cfg)
+        except MirkitError as exc:
+            out[i] = f"fold {task['fold']}: {exc.reason}"
     return out
 
 

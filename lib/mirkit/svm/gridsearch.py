@@ -36,7 +36,7 @@ from ..gaia.dataset import Dataset, load_dataset
 from ..gaia.folds import check_fold_sizes, gaia_folds, group_folds
 from ..gaia.preprocess import Chain
 from ..parallel import default_jobs, ordered_map, worker_count
-from .engine import evaluate_fold, makespan, plan_tasks
+from .engine import evaluate_fold, fold_memory, makespan, plan_tasks
 from .features import FeatureBlock
 from .modelfile import save_model
 from .train import train_final
@@ -251,7 +251,19 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                 test = np.nonzero(fold_arr == f)[0]
                 train = np.nonzero(fold_arr != f)[0]
                 folds_work.append((key, f, block, train, test, [e[2] for e in group]))
-        tasks, meta = _schedule(folds_work, y, len(classes), worker_count(jobs, scheduler))
+        workers = worker_count(jobs, scheduler)
+        # a local run keeps each worker's shared kernel matrices within its share of the
+        # memory; a larger fold trains its configurations one by one (Dask workers: their own
+        # machines, no budget)
+        budget = None if scheduler else _memory_budget(workers)
+        big = sorted({len(w[3]) for w in folds_work if budget and fold_memory(
+            len(w[3]), len(w[4]), np.bincount(y[w[3]], minlength=len(classes))) > budget})
+        if big:
+            log.warn(f"folds of {big[0]} training points or more would need more than the "
+                     f"{budget / 2 ** 30:.1f} GiB of memory available per worker for shared "
+                     f"kernel matrices: their configurations are trained one by one (much "
+                     f"slower; fewer -j workers leave more memory to each)")
+        tasks, meta = _schedule(folds_work, y, len(classes), workers, budget)
         progress = log.progress("grid", len(tasks)) if log.progress else None
         collected = {}
         remaining = {}
@@ -286,7 +298,20 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
     return finish(project, project_dir, gt, base, entries, summaries, log, train_best)
 
 
-def _schedule(folds_work, y, n_classes, jobs):
+def _memory_budget(workers):
+    """Bytes a grid worker may use: 80 % of the memory available now, shared by the
+    workers (None when unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return 0.8 * int(line.split()[1]) * 1024 / max(1, workers)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _schedule(folds_work, y, n_classes, jobs, memory_budget=None):
     """Worker tasks for the (group, fold) work items, longest first.
 
     One task per (group, fold) -- the shared work (scaling, Gram matrix, kernels) done once
@@ -310,7 +335,8 @@ def _schedule(folds_work, y, n_classes, jobs):
     for (key, f, block, train, test, cfgs), plan in zip(folds_work, planned):
         for idx, est in plan:
             tasks.append({"block": block, "y": y, "n_classes": n_classes, "train": train,
-                          "test": test, "fold": f, "configs": [cfgs[i] for i in idx]})
+                          "test": test, "fold": f, "configs": [cfgs[i] for i in idx],
+                          "memory_budget": memory_budget})
             meta.append((key, f, test, idx, est))
     order = sorted(range(len(tasks)), key=lambda t: -meta[t][4])
     return [tasks[t] for t in order], [meta[t] for t in order]
