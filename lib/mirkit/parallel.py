@@ -38,6 +38,18 @@ def _init_worker(initializer, initargs):
         initializer(*initargs)
 
 
+def available_memory():
+    """Bytes of memory available now (Linux MemAvailable), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def default_jobs():
     """All cores available to this process."""
     try:

@@ -35,7 +35,7 @@ from ..gaia import metrics
 from ..gaia.dataset import Dataset, load_dataset
 from ..gaia.folds import check_fold_sizes, gaia_folds, group_folds
 from ..gaia.preprocess import Chain
-from ..parallel import default_jobs, ordered_map, worker_count
+from ..parallel import available_memory, default_jobs, ordered_map, worker_count
 from .engine import evaluate_fold, fold_memory, makespan, plan_tasks
 from .features import FeatureBlock
 from .modelfile import save_model
@@ -301,14 +301,8 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
 def _memory_budget(workers):
     """Bytes a grid worker may use: 80 % of the memory available now, shared by the
     workers (None when unknown)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return 0.8 * int(line.split()[1]) * 1024 / max(1, workers)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+    free = available_memory()
+    return None if free is None else 0.8 * free / max(1, workers)
 
 
 def _schedule(folds_work, y, n_classes, jobs, memory_budget=None):

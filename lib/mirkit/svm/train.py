@@ -11,6 +11,7 @@ import numpy as np
 from .. import __version__
 from ..errors import MirkitError
 from ..gaia.preprocess import decode_state, encode_array, encode_state
+from ..parallel import available_memory
 from . import libsvm_io
 from .features import FeatureBlock, fit_scaling
 
@@ -55,14 +56,18 @@ def train_probability_model(X, y, kcode, C, gamma, degree=3, weights=None):
     writes it (``index:%.8g``) -- giving the very text dense training gives. RBF and sigmoid
     are trained dense: libsvm evaluates them with different formulas in training and in
     prediction (and numpy's exp/tanh differ from libm's in the last bit), so no single
-    precomputed matrix reproduces them bit for bit. Returns (text, model)."""
+    precomputed matrix reproduces them bit for bit; every kernel is trained dense when the
+    kernel matrix would not fit in the memory available. Returns (text, model)."""
     from .engine import gram, kernel_from_gram
     # libsvm's probability fit shuffles its internal folds with the C library's rand():
     # seed it as a fresh process has it (glibc: rand() unseeded == srand(1)), so the model
     # does not depend on what ran before in this process (retrain and gridsearch, the
     # Python API, the tests all give the very model a new Gaia process gives)
     _libc().srand(1)
-    if kcode not in (0, 1):
+    free = available_memory()
+    # the precomputed path holds the kernel matrix twice (numpy, then libsvm's 16-byte nodes)
+    too_big = free is not None and 32 * len(X) ** 2 > 0.8 * free
+    if kcode not in (0, 1) or too_big:
         param = libsvm_io.make_parameter(kcode, C, gamma, degree, weights=weights,
                                          probability=True, cache_size=libsvm_io.cache_mb(len(X)))
         model = libsvm_io.train(libsvm_io.dense_problem(X, y.astype(np.float64)), param)
