@@ -46,7 +46,7 @@ def _compare(ref, rec):
         assert a.shape == b.shape, name
         if "loudness_ebu128" in name:
             err = np.abs(a - b)
-            tol = 0.3   # Essentia's float32 K-filter; see the benchmark for the figures
+            tol = 0.05  # rounding noise of Essentia's float32 K-filter recursion (see loudness.py)
         else:
             err = np.abs(a - b) / np.maximum(np.abs(a), 1e-9)
             tol = 1e-3
@@ -88,7 +88,7 @@ def test_filterbanks_match_oracle_algorithms(es):
         bark = es.BarkBands(numberBands=27)(spec[i])
         assert np.allclose(E[i] @ bands.bark_bank(1025), bark, rtol=1e-4)
         erb = es.ERBBands(numberBands=40, lowFrequencyBound=40, type="power")(spec[i])
-        assert np.allclose((E[i] @ bands.erb_bank(1025))[1:], erb[1:], rtol=1e-3)
+        assert np.allclose(E[i] @ bands.erb_bank(1025), erb, rtol=2e-4)
         assert lowlevel.pitch_salience(spec[i:i + 1])[0] == pytest.approx(es.PitchSalience()(spec[i]), rel=1e-4)
         assert lowlevel.strong_peak(spec[i:i + 1])[0] == pytest.approx(es.StrongPeak()(spec[i]), rel=1e-4)
         f, m = es.SpectralPeaks(orderBy="frequency")(spec[i])
@@ -99,3 +99,40 @@ def test_filterbanks_match_oracle_algorithms(es):
         c, v = es.SpectralContrast(frameSize=2048, lowFrequencyBound=20, highFrequencyBound=11000, neighbourRatio=0.4, staticDistribution=0.15, numberBands=6, sampleRate=44100)(spec[i])
         mc, mv = lowlevel.spectral_contrast(spec[i:i + 1], 2048)
         assert np.allclose(mv[0], v, rtol=1e-3) and np.allclose(mc[0], c, rtol=1e-3)
+
+
+def test_k_weighting_matches_oracle_low_frequencies(es):
+    """Essentia's float32 K-filter coefficients (product of the two float32 biquads) lower
+    the bass by 0.2 dB at 100 Hz and 0.7 dB at 40 Hz: the exact BS.1770 curve fails these
+    (it reads 0.2-0.7 LU higher), the float32-coefficient filter is within 0.07 LU."""
+    from mirkit.extractor import loudness
+    sr = 44100
+    t = np.arange(sr * 6) / sr
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(len(t))
+    signals = {f: 0.3 * np.sin(2 * np.pi * f * t) for f in (40.0, 100.0, 1000.0)}
+    signals["noise"] = 0.05 * noise + 0.002 * np.cumsum(rng.standard_normal(len(t))) / 30
+    for key, x in signals.items():
+        st = np.zeros((len(t), 2), np.float32)
+        st[:, 0] = x
+        m, s, integrated, lra = es.LoudnessEBUR128(hopSize=0.1, startAtZero=False)(st)
+        mine = loudness.ebu_r128(st, sr)
+        assert mine["integrated"] == pytest.approx(integrated, abs=0.07), key
+        assert np.allclose(mine["momentary"][5:], m[5:], atol=0.07), key
+    b, a = loudness._k_filter(sr)
+    assert np.array_equal(b.astype(np.float32).astype(np.float64), b)   # float32 values
+    assert a[0] == 1.0 and np.all(np.abs(np.roots(a)) < 1.0)
+
+
+def test_erb_bank_gains_match_oracle(es):
+    """Every ERB band (band 0 included, whose float32 gain Essentia computes 0.34 % low)
+    agrees with ERBBands on one-bin power spectra."""
+    from mirkit.extractor import bands
+    W = bands.erb_bank(1025, 40, 40.0, 22050.0, 44100.0)
+    alg = es.ERBBands(numberBands=40, lowFrequencyBound=40, type="power")
+    for k in (1, 2, 3, 5, 8, 30, 200):
+        s = np.zeros(1025, np.float32)
+        s[k] = 1.0
+        ref = alg(s)
+        big = ref > ref.max() * 1e-3
+        assert np.allclose(W[k][big], ref[big], rtol=2e-4), k
