@@ -46,7 +46,11 @@ wall / 51.3 s CPU (grid 43.7 s CPU, of which mfcc 29.7 s; workers idle at the en
 632 s wall / 1172 s CPU extrapolated to 8640 fits: 21.8x wall, 22.8x CPU. Run 2 (mirkit's
 main process trimmed; scikit-learn's part under load from other jobs): mirkit 27.4 s wall /
 49.3 s CPU, scikit-learn 763 s wall / 1136 s CPU: 27.9x wall, 23.0x CPU. Per preprocessing
-(CPU) 64-82x for the four with 647-865 dims, 35x nobands, 7x mfcc. 468/468 compared
+(CPU) 64-86x for the four with 647-865 dims, 35-38x nobands, 7x mfcc. Run 3, no
+extrapolation (``--skip-mirkit --preps P --sklearn-full P`` for the five others, niced under
+load, so CPU only): all 8640 fits took 1207 CPU s (basic 229, lowlevel 187, nobands 112,
+normalized 230, gaussianized 240, mfcc 209): 24.5x mirkit's 49.3 CPU s; 1728/1728
+configurations identical fold by fold. 468/468 compared
 configurations identical fold by fold; the .result files identical byte for byte to those
 of the engine before the shared-C solves. (Session 1, before the shared-C solves and on a
 loaded machine: mirkit 62 s wall / 88 s CPU, 14.6x CPU.)
