@@ -241,7 +241,8 @@ def test_missing_dask_is_one_line_exit_2(tool_name, monkeypatch, capsys, tmp_pat
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (f"{tool_name}: --scheduler needs Dask distributed, which is not "
-                            "installed: pip install 'mirkit[dask]'\n")
+                            "installed: install the mirkit[dask] extra (pip install "
+                            "'dask[distributed]' in mirkit's environment)\n")
 
 
 def test_tools_do_not_import_dask_without_scheduler():

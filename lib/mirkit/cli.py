@@ -279,16 +279,18 @@ def _jobs(text):
     return value
 
 
-def add_jobs_argument(parser):
+def add_jobs_argument(parser, default_help="all cores"):
     """``-j/--jobs N`` (default: all cores; 0 also means all cores) and ``--scheduler
-    ADDRESS`` (run the work on a Dask distributed cluster, design.md §6)."""
+    ADDRESS`` (run the work on a Dask distributed cluster, design.md §6). ``default_help``
+    says what -j defaults to in --help."""
     parser.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
-                        help="worker processes (default: all cores); with --scheduler, at "
-                             "most N tasks at a time on the cluster")
+                        help=f"worker processes (default: {default_help}); with --scheduler, "
+                             "at most N tasks at a time on the cluster")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run the work on the Dask distributed cluster of this scheduler "
                              "(tcp://host:8786, or a scheduler JSON file) instead of local "
-                             "processes; needs pip install 'mirkit[dask]', and mirkit and the "
+                             "processes; needs the mirkit[dask] extra (pip install "
+                             "'dask[distributed]' in mirkit's environment), and mirkit and the "
                              "input files on every worker at the same paths")
 
 

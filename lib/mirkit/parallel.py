@@ -109,7 +109,8 @@ def _import_distributed():
     except ImportError:
         from .errors import MirkitError
         raise MirkitError("--scheduler needs Dask distributed, which is not installed: "
-                          "pip install 'mirkit[dask]'") from None
+                          "install the mirkit[dask] extra (pip install 'dask[distributed]' "
+                          "in mirkit's environment)") from None
     return distributed
 
 

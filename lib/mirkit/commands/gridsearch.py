@@ -61,7 +61,8 @@ class GridSearchTool(Tool):
                             help="also write the best model as a Gaia .history file beside the "
                                  ".model (PROJECTDIR/<className>.history), loadable by "
                                  "Essentia's GaiaTransform")
-        add_jobs_argument(parser)
+        add_jobs_argument(parser, default_help="the project's numberProcesses when it is a "
+                                               "number, else all cores")
 
     def run(self, args):
         os.environ.setdefault("OMP_NUM_THREADS", "1")

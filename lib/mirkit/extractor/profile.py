@@ -89,7 +89,10 @@ def normalise(options, source="options"):
                     value = [s.strip() for s in value.split(",") if s.strip()]
                 if not isinstance(value, (list, tuple)):
                     raise ValueError("expected a list of statistics")
-                value = check_stats([str(s) for s in value], key)
+                try:
+                    value = check_stats([str(s) for s in value], key)
+                except MirkitError as exc:  # name the profile file, as the other key errors do
+                    raise MirkitError(f"profile key {exc.reason}", source) from None
             elif key in _INT_KEYS:
                 if isinstance(value, bool) or float(value) != int(float(value)):
                     raise ValueError("expected an integer")
