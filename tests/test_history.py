@@ -278,3 +278,22 @@ def test_lenient_option(gaia_fixtures):
     with pytest.raises(MissingDescriptorsError) as info:
         lenient.predict(pool)
     assert info.value.names == ["lowlevel.average_loudness"]
+
+
+def test_layout_error_notes_size_fixing_only_after_the_first_record(gaia_fixtures):
+    """A record whose descriptor sizes differ from the training layout: the first record a
+    model instance sees (every record with fresh instances) gets the plain error; a later
+    record of a reused instance is told that the first record fixed the sizes."""
+    model = load_model(gaia_fixtures / "history" / "danceability.history")
+    with open(REFDIR / "mood_happy" / "pool_001.json") as fh:
+        other = json.load(fh)  # mood_happy's pools carry sizes danceability was not trained on
+    note = "sizes are fixed by the first record"
+    first, second = model.predict_many([other, other])
+    assert isinstance(first, MirkitError) and "record layout differs" in str(first)
+    assert note not in str(first) and note in str(second)
+    model.reset()
+    model.fresh = True
+    try:
+        assert all(note not in str(r) for r in model.predict_many([other, other]))
+    finally:
+        model.fresh = False

@@ -847,7 +847,8 @@ class HistoryModel:
         return row, strs
 
     def _check_sizes(self, sizes, src):
-        if self._fix_sizes is None:
+        first = self._fix_sizes is None
+        if first:
             self._fix_sizes = sizes
         if sizes != self._fix_sizes:
             for name, got, fixed in zip(self._fix_all, sizes, self._fix_sizes):
@@ -861,7 +862,7 @@ class HistoryModel:
                    zip(self._fix_all, self._fix_sizes, self._expected_sizes) if got != exp]
             raise MirkitError(f"record layout differs from the one model {self.name} was trained "
                               f"on: {', '.join(bad)}"
-                              + ("" if sizes == self._expected_sizes else
+                              + ("" if first else
                                  " (sizes are fixed by the first record a model instance sees)"),
                               src)
 
