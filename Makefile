@@ -38,7 +38,7 @@ test: venv
 # licences): describe every track, tag it with the MusiCNN auto-tagger, classify the tags
 # with a transfer head, and print a summary.
 DEMO_AUDIO := $(wildcard examples/audio/*.wav examples/audio/*.flac examples/audio/*.ogg)
-DEMO_DIR   := examples/work
+DEMO_DIR   := examples/demo
 
 demo: venv models
 	@mkdir -p $(DEMO_DIR)
@@ -87,4 +87,4 @@ bench: venv
 	@for b in $(BENCHMARKS); do echo "== $$b"; $(PY) $$b || echo "$$b failed"; done
 
 clean:
-	rm -rf build dist lib/*.egg-info .pytest_cache examples/work
+	rm -rf build dist lib/*.egg-info .pytest_cache examples/work examples/demo
