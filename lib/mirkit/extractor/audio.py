@@ -151,6 +151,33 @@ def read_audio(path, dtype="float32"):
 DECODE_BLOCK = 1 << 18  # frames per read, here and in stream.decode_blocks: see read_mono
 
 
+def read_blocks(path, block=DECODE_BLOCK, shown=None):
+    """Decode ``path`` with libsndfile, block by block. Yields the file's ``(sample rate,
+    channels, frames in the header)`` first, then float32 ``(n, channels)`` blocks, the last
+    one shorter than ``block`` (possibly empty); NaN samples become 0, infinities +-1.
+    MirkitError naming the file when it cannot be opened or decoded."""
+    import soundfile as sf
+    shown = shown if shown is not None else display_name(path)
+    try:
+        with _quiet_stderr():   # libmpg123 prints "Note: ..." lines on stderr
+            f = sf.SoundFile(os.fsencode(path))
+    except sf.LibsndfileError as exc:
+        raise _open_error(path, exc) from None
+    with f:
+        yield int(f.samplerate), int(f.channels), int(f.frames)
+        while True:
+            try:
+                with _quiet_stderr():
+                    chunk = f.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+                raise MirkitError(f"cannot decode audio: {exc}", shown) from None
+            if len(chunk) and not np.all(np.isfinite(chunk)):
+                chunk = np.nan_to_num(chunk, nan=0.0, posinf=1.0, neginf=-1.0)
+            yield chunk
+            if len(chunk) < block:
+                return
+
+
 def read_mono(path, start=0, end=None, block=DECODE_BLOCK):
     """Decode the file block by block into its mono mix (the mean of the channels, float32,
     at the file's own rate), keeping samples ``[start, end)`` only: what a model's front end
@@ -162,43 +189,30 @@ def read_mono(path, start=0, end=None, block=DECODE_BLOCK):
     MP3: libsndfile's decoder returns samples that depend on the read size by one float32
     ulp (on ~20 % of the samples); blocks of the descriptor decoder's size make models and
     descriptors read the very same samples."""
-    import soundfile as sf
     _check_readable(path)
     shown = display_name(path)
     end = int(1e18) if end is None else int(end)
     start = max(0, int(start))
-    try:
-        with _quiet_stderr():
-            f = sf.SoundFile(os.fsencode(path))
-    except sf.LibsndfileError as exc:
-        raise _open_error(path, exc) from None
-    with f:
-        sr = int(f.samplerate)
-        if sr <= 0:
-            raise MirkitError("invalid sample rate in the file header", shown)
-        out = np.empty(max(0, min(int(f.frames), end) - start), dtype=np.float32)
-        filled = decoded = 0
-        while True:
-            try:
-                with _quiet_stderr():
-                    chunk = f.read(block, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-                raise MirkitError(f"cannot decode audio: {exc}", shown) from None
-            a, b = decoded, decoded + len(chunk)
-            decoded = b
-            lo, hi = max(a, start), min(b, end)
-            if hi > lo:
-                part = chunk[lo - a:hi - a]
-                if not np.all(np.isfinite(part)):
-                    part = np.nan_to_num(part, nan=0.0, posinf=1.0, neginf=-1.0)
-                mono = part[:, 0] if part.shape[1] == 1 else part.mean(axis=1, dtype=np.float32)
-                if filled + len(mono) > len(out):  # the header's frame count was short
-                    out = np.concatenate([out[:filled], np.empty(len(mono) + len(out),
-                                                                 dtype=np.float32)])
-                out[filled:filled + len(mono)] = mono
-                filled += len(mono)
-            if len(chunk) < block:
-                break
+    blocks = read_blocks(path, block, shown)
+    sr, _, frames = next(blocks)
+    if sr <= 0:
+        blocks.close()
+        raise MirkitError("invalid sample rate in the file header", shown)
+    out = np.empty(max(0, min(frames, end) - start), dtype=np.float32)
+    filled = decoded = 0
+    for chunk in blocks:
+        a, b = decoded, decoded + len(chunk)
+        decoded = b
+        lo, hi = max(a, start), min(b, end)
+        if hi <= lo:
+            continue
+        part = chunk[lo - a:hi - a]
+        mono = part[:, 0] if part.shape[1] == 1 else part.mean(axis=1, dtype=np.float32)
+        if filled + len(mono) > len(out):  # the header's frame count was short
+            out = np.concatenate([out[:filled], np.empty(len(mono) + len(out),
+                                                         dtype=np.float32)])
+        out[filled:filled + len(mono)] = mono
+        filled += len(mono)
     return out[:filled], sr, decoded
 
 

@@ -8,13 +8,11 @@ converter, trimmed to ``[start, end)``), and the mono signal goes to a :class:`S
 passes read back block by block with :meth:`SignalStore.read`.
 """
 
-import os
 import tempfile
 
 import numpy as np
 
-from ..errors import MirkitError
-from .audio import DECODE_BLOCK  # decode block, in input frames
+from .audio import DECODE_BLOCK, read_blocks  # DECODE_BLOCK: input frames per read
 
 #: above this many bytes a store spills to a temporary file
 MEMORY_LIMIT = 96 << 20
@@ -177,8 +175,6 @@ def decode_blocks(path, shown, rate_out, start_time=0.0, end_time=1e6):
     input frames. Resampling uses one stateful ``sinc_medium`` converter with the float32
     ratio and Essentia's ``ceil(n*ratio) - 1`` output length.
     """
-    import soundfile as sf
-    from .audio import _open_error, _quiet_stderr
     rate_out = float(rate_out)
     t0 = int(start_time * rate_out)
     t1 = int(min(end_time, 1e9) * rate_out)
@@ -194,51 +190,39 @@ def decode_blocks(path, shown, rate_out, start_time=0.0, end_time=1e6):
             return None
         return block[lo - a:hi - a]
 
-    try:
-        with _quiet_stderr():
-            f = sf.SoundFile(os.fsencode(path))
-    except sf.LibsndfileError as exc:
-        raise _open_error(path, exc) from None
-    with f:
-        sr_in = f.samplerate
-        ch = f.channels
-        resampler = None
-        ratio = 1.0
-        if int(sr_in) != int(rate_out):
-            import samplerate
-            ratio = float(np.float32(rate_out / float(sr_in)))
-            resampler = samplerate.Resampler("sinc_medium", channels=ch)
-        while True:
-            try:
-                with _quiet_stderr():
-                    block = f.read(DECODE_BLOCK, dtype="float32", always_2d=True)
-            except (RuntimeError, sf.LibsndfileError) as exc:
-                raise MirkitError(f"cannot decode audio: {exc}", shown) from None
-            last = len(block) < DECODE_BLOCK
-            if len(block) and not np.all(np.isfinite(block)):
-                block = np.nan_to_num(block, nan=0.0, posinf=1.0, neginf=-1.0)
-            decoded += len(block)
-            if emitted >= t1:
-                if last:
-                    break
-                continue              # past the end time: only count the decoded frames
-            if resampler is None:
-                out = block
-            else:
-                if last:
-                    # the converter keeps its filter delay: flush it with zeros (what the
-                    # one-shot converter assumes past the end), then cut to Essentia's
-                    # output length ceil(n*ratio) - 1
-                    block = np.concatenate([block, np.zeros((8192, ch), np.float32)])
-                out = resampler.process(block, ratio, end_of_input=last)
-                out = np.asarray(out, np.float32).reshape(-1, ch)
-                if last:
-                    n_total = max(0, int(np.ceil(decoded * ratio)) - 1)
-                    out = out[:max(0, n_total - emitted)]
-            if len(out):
-                piece = trim(out)
-                if piece is not None and len(piece):
-                    yield piece
+    blocks = read_blocks(path, DECODE_BLOCK, shown)
+    sr_in, ch, _ = next(blocks)
+    resampler = None
+    ratio = 1.0
+    if int(sr_in) != int(rate_out):
+        import samplerate
+        ratio = float(np.float32(rate_out / float(sr_in)))
+        resampler = samplerate.Resampler("sinc_medium", channels=ch)
+    for block in blocks:
+        last = len(block) < DECODE_BLOCK
+        decoded += len(block)
+        if emitted >= t1:
             if last:
                 break
+            continue              # past the end time: only count the decoded frames
+        if resampler is None:
+            out = block
+        else:
+            if last:
+                # the converter keeps its filter delay: flush it with zeros (what the
+                # one-shot converter assumes past the end), then cut to Essentia's
+                # output length ceil(n*ratio) - 1
+                block = np.concatenate([block, np.zeros((8192, ch), np.float32)])
+            out = resampler.process(block, ratio, end_of_input=last)
+            out = np.asarray(out, np.float32).reshape(-1, ch)
+            if last:
+                n_total = max(0, int(np.ceil(decoded * ratio)) - 1)
+                out = out[:max(0, n_total - emitted)]
+        if len(out):
+            piece = trim(out)
+            if piece is not None and len(piece):
+                yield piece
+        if last:
+            break
+    blocks.close()
     return decoded
