@@ -239,14 +239,19 @@ def decode_beats(odf, periods, res, sigma_ibi=0.025):
     return np.asarray(beats[::-1], np.float64) * res
 
 
+def normalise_odf(odf):
+    """The ODF as float64, scaled to a maximum of 1 (left alone when it has no positive
+    value)."""
+    odf = np.asarray(odf, np.float64)
+    mx = odf.max() if len(odf) else 0.0
+    return odf / mx if mx > 0 else odf
+
+
 def tempo_tap_degara(odf, sr_odf=SAMPLE_RATE / HOP_SIZE, min_tempo=40, max_tempo=208):
     """Beat times (s) from an ODF sampled at ``sr_odf`` (TempoTapDegara with resample x2)."""
-    odf = np.asarray(odf, np.float64)
+    odf = normalise_odf(odf)
     if len(odf) == 0:
         return np.zeros(0)
-    mx = odf.max()
-    if mx > 0:
-        odf = odf / mx
     up = np.empty(2 * (len(odf) - 1) + 1)
     up[0::2] = odf
     up[1::2] = 0.5 * (odf[:-1] + odf[1:])

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import framing
 from .rhythm_degara import (FRAME_SIZE, HOP_SIZE, SAMPLE_RATE, beat_periods, complex_odf_blocks,
-                            decode_beats, tempo_tap_degara)
+                            decode_beats, normalise_odf, tempo_tap_degara)
 
 HOP_FINE = 512
 N_MEL = 40
@@ -154,12 +154,9 @@ def onset_detection_functions(x):
 def _track(odf, rate, upsample, min_tempo, max_tempo):
     if upsample:
         return tempo_tap_degara(odf, rate, min_tempo, max_tempo)
-    odf = np.asarray(odf, np.float64)
+    odf = normalise_odf(odf)
     if len(odf) == 0:
         return np.zeros(0)
-    mx = odf.max()
-    if mx > 0:
-        odf = odf / mx
     return decode_beats(odf, beat_periods(odf, rate, min_tempo, max_tempo), 1.0 / rate)
 
 
