@@ -301,7 +301,7 @@ def test_groundtruth_fold_errors_name_the_groundtruth(data, run_tool_module, tmp
 
 def test_folds_over_the_memory_budget_give_the_same_results(data, run, tmp_path, monkeypatch,
                                                             capsys):
-    """When the shared kernel matrices of a fold would not fit in a worker's share of the
+    """When even one class pair's kernel matrices would not fit in a worker's share of the
     memory, every configuration is trained on its own: same .result files, and a warning."""
     from mirkit.commands.gridsearch import main
     from mirkit.svm import gridsearch as gs

@@ -192,21 +192,34 @@ def test_solutions_shared_across_c_equal_separate_training(monkeypatch, separati
             assert len({id(s) for s in shared.values()}) == len(calls) - 1
 
 
-def test_fold_over_the_memory_budget_trains_each_configuration_alone():
-    """A fold whose shared matrices would not fit (memory_budget) gives the same predictions
-    by training every configuration on its own; failures keep their per-fold message."""
-    from mirkit.svm.engine import fold_memory
+def test_folds_are_worked_pair_by_pair_and_over_budget_configuration_by_configuration():
+    """A fold is worked one class pair at a time (each with the matrices of its own rows);
+    when even a pair would not fit (memory_budget), one configuration at a time: the same
+    predictions either way; failures keep their per-fold message."""
+    from mirkit.svm import engine
     ds, labels, y = dataset()
     block = FeatureBlock.from_dataset(ds)
     train, test = fold_rows(labels, ds.ids, f=2)
     cfgs = CONFIGS + [dict(kernel="bogus", C=1, gamma=1, balanceClasses=False, type="C-SVC")]
     task = {"block": block, "y": y, "n_classes": 3, "train": train, "test": test, "fold": 2,
             "configs": cfgs}
-    need = fold_memory(len(train), len(test), np.bincount(y[train]))
-    assert 8 * len(train) ** 2 < need < 10 ** 8  # the estimate is of the right order
-    shared = evaluate_fold(dict(task, memory_budget=need + 1))
+    sizes = np.bincount(y[train])
+    need = engine.fold_memory(len(train), len(test), sizes)
+    largest = sorted(sizes)[-1] + sorted(sizes)[-2]
+    assert 8 * largest ** 2 < need < 10 ** 8  # the estimate is of the right order
+    calls = []
+    real = engine.Fold.votes
+    engine.Fold.votes = lambda self, rows, pairs: calls.append((len(rows), len(pairs))) or \
+        real(self, rows, pairs)
+    try:
+        pairwise = evaluate_fold(dict(task, memory_budget=need + 1))
+    finally:
+        engine.Fold.votes = real
+    # three classes: three pairs, one at a time, each on its own rows
+    assert [n for _, n in calls] == [1, 1, 1] and all(r < len(train) for r, _ in calls)
     alone = evaluate_fold(dict(task, memory_budget=need - 1))
-    assert sorted(shared) == sorted(alone) == list(range(len(cfgs)))
+    assert sorted(pairwise) == sorted(alone) == list(range(len(cfgs)))
     for i in range(len(CONFIGS)):
-        assert np.array_equal(shared[i], alone[i]), cfgs[i]
-    assert "unknown kernel" in shared[len(CONFIGS)] and alone[len(CONFIGS)].startswith("fold 2:")
+        assert np.array_equal(pairwise[i], alone[i]), cfgs[i]
+    for res in (pairwise, alone):
+        assert res[len(CONFIGS)].startswith("fold 2:") and "unknown kernel" in res[len(CONFIGS)]

@@ -5,14 +5,15 @@ fold, everything that configurations have in common is computed once:
 
 * the classifier's cleaner + per-dimension min-max, fitted on the training fold
   (:func:`mirkit.svm.features.fit_scaling`), and the scaled train/test matrices;
-* one Gram matrix ``X X'`` (train x train and test x train) and the squared norms;
-* per (kernel, gamma): the kernel matrices, derived from the Gram matrix exactly as libsvm
-  computes them (poly: ``(gamma*u'v + coef0)^3``, RBF: ``exp(-gamma*(|u|^2+|v|^2-2u'v))``),
-  and one libsvm precomputed-kernel problem (``-t 4``), reused for every C and balance
-  setting; the linear kernel does not depend on gamma and is trained once per C/balance;
-* libsvm's one-vs-one decomposition done here, each pair trained on its own small
-  precomputed kernel matrix (better memory locality than one big matrix), test predictions
-  by libsvm's voting evaluated with numpy on the test kernel rows;
+* libsvm's one-vs-one decomposition done here: the fold is worked one class pair at a
+  time, each pair with the Gram matrix ``X X'`` of its own rows (train x train and test x
+  train) and their squared norms -- memory follows the largest pair, not the fold;
+* per pair and (kernel, gamma): the kernel matrices, derived from the Gram matrix exactly as
+  libsvm computes them (poly: ``(gamma*u'v + coef0)^3``, RBF:
+  ``exp(-gamma*(|u|^2+|v|^2-2u'v))``), and one libsvm precomputed-kernel problem (``-t 4``),
+  reused for every C and balance setting; the linear kernel does not depend on gamma and is
+  trained once per C/balance; test predictions by libsvm's voting, evaluated with numpy on
+  the test kernel rows;
 * a balanceClasses configuration whose weights are all exactly 1 (classes of equal size in
   the training fold) is the same problem as its unbalanced twin and is trained once;
 * polynomial kernels whose gamma is a power of two are exact multiples of the gamma-1
@@ -76,23 +77,26 @@ def gram(X):
 
 
 def fold_memory(n_train, n_test, class_sizes):
-    """Rough peak bytes of :func:`evaluate_fold` on a fold: the float64 Gram, kernel and
-    gamma-1 polynomial matrices with their temporaries, and two sets of one-vs-one pair
-    problems (libsvm nodes: 16 bytes per kernel value) with their test kernel rows."""
-    dense = 7 * 8 * n_train * (n_train + n_test)
-    sizes = [int(s) for s in class_sizes if s]
-    pairs = sum(16 * (a + b) * (a + b + 2) + 8 * n_test * (a + b)
-                for i, a in enumerate(sizes) for b in sizes[i + 1:])
-    return dense + 2 * pairs
+    """Rough peak bytes of :func:`evaluate_fold` on a fold: for its largest one-vs-one class
+    pair (``m`` rows), the float64 Gram, kernel and gamma-1 polynomial matrices with their
+    temporaries, and two pair problems (libsvm nodes: 16 bytes per kernel value) with their
+    test kernel rows. Checked against measured peaks (tests, README)."""
+    sizes = sorted((int(s) for s in class_sizes if s), reverse=True)
+    m = sizes[0] + sizes[1] if len(sizes) > 1 else sum(sizes)
+    return 7 * 8 * m * (m + n_test) + 2 * (16 * m * (m + 2) + 8 * n_test * m)
 
 
 def evaluate_fold(task):
     """Worker entry point. ``task``: dict with ``block`` (FeatureBlock), ``y`` (class index
     per row), ``n_classes``, ``train``/``test`` (row indices), ``fold``, ``configs`` (list of
     model dicts: kernel, C and gamma exponents, balanceClasses, type), and optionally
-    ``memory_budget`` (bytes): a fold whose shared matrices would need more
-    (:func:`fold_memory`) trains each configuration on its own instead, on dense vectors
-    with libsvm's kernel cache, as Gaia does (slower, little memory).
+    ``memory_budget`` (bytes): when a fold's class pair would need more (:func:`fold_memory`),
+    each configuration is trained on its own, on dense vectors with libsvm's kernel cache,
+    as Gaia does (much slower, little memory).
+
+    The fold is worked one one-vs-one class pair at a time, each pair with the Gram and
+    kernel matrices of its own rows (memory ~ the largest pair, not the whole fold; as fast,
+    the full matrices were mostly sliced into pairs anyway).
 
     Returns ``{config index: predicted class indices for the test rows}`` or, for a failed
     configuration, ``{index: MirkitError-message string}``."""
@@ -112,10 +116,6 @@ def evaluate_fold(task):
     Xtr = scaling.apply(block.matrix[train])
     Xte = scaling.apply(block.matrix[test])
     ytr = y[train]
-    G = gram(Xtr)
-    Gte = Xte @ Xtr.T
-    sq_tr = np.diag(G).copy()  # libsvm's x_square = dot(x, x): K(x, x) = exp(0) = 1 exactly
-    sq_te = np.einsum("ij,ij->i", Xte, Xte)
     weights = libsvm_io.class_weights(ytr, task["n_classes"])
     # classes of equal size in the training fold: every weight is exactly 1, so a
     # balanceClasses configuration is the very same problem as its unbalanced twin
@@ -150,40 +150,97 @@ def evaluate_fold(task):
             idx = np.concatenate([ra, rb])
             yy = np.concatenate([np.ones(len(ra)), -np.ones(len(rb))])
             pairs.append((ia, ib, idx, yy))
+    if len(order) == 1:
+        for idxs in by_kernel.values():
+            out.update({i: np.full(len(test), order[0], dtype=np.int32) for i in idxs})
+        return out
 
-    # configurations whose binary problems share one kernel matrix are solved together;
-    # the polynomial ones of every gamma with an exact scaling share the gamma-1 problems
-    # (see _poly_scale), their C multiplied by gamma**degree, solved last
-    canonical = {}  # degree -> shared gamma-1 polynomial problems
-    canonical_requests = {}  # degree -> [(config index, C, balance)]
-    for (code, gamma, degree), idxs in by_kernel.items():
-        kname = {0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[code]
-        Ktr = kernel_from_gram(kname, gamma, G, sq_tr, sq_tr, degree)
-        Kte = kernel_from_gram(kname, gamma, Gte, sq_te, sq_tr, degree)
-        if not (np.isfinite(Ktr).all() and np.isfinite(Kte).all()):
-            for i in idxs:
-                out[i] = f"fold {fold}: kernel values overflow (kernel {kname}, gamma {gamma})"
-            continue
-        scale = None
-        if code == 1:
-            if degree not in canonical:
-                canonical[degree] = _canonical_poly(G, Gte, degree, pairs)
-            scale = 1.0 if gamma == 1.0 else _poly_scale(canonical[degree], gamma, degree,
-                                                         Ktr, Kte)
-        requests = [(i, 2.0 ** float(configs[i]["C"]) * (scale or 1.0),
-                     bool(configs[i].get("balanceClasses", False)) and not unit_weights)
-                    for i in idxs]
-        if scale is not None:
-            canonical_requests.setdefault(degree, []).extend(requests)
-            continue
-        problems = [(ia, ib, libsvm_io.kernel_problem(
-            np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy), Kte[:, idx])
-            for ia, ib, idx, yy in pairs]
-        out.update(_solve_requests(problems, order, requests, weights, len(test), fold))
-    for degree, requests in canonical_requests.items():
-        out.update(_solve_requests(canonical[degree]["problems"], order, requests, weights,
-                                   len(test), fold))
+    votes = {}
+    work = Fold(Xtr, Xte, by_kernel, configs, weights, unit_weights, order, fold)
+    for ia, ib, idx, yy in pairs:  # its rows only, pair indices local to them
+        _add_votes(votes, work.votes(idx, [(ia, ib, np.arange(len(idx)), yy)]))
+    labels = np.asarray(order, dtype=np.int32)
+    for i, v in votes.items():
+        out[i] = v if isinstance(v, str) else labels[np.argmax(v, axis=1)]
     return out
+
+
+def _add_votes(total, part):
+    """Sum per-configuration votes; a message (a failure in any pair) wins."""
+    for i, v in part.items():
+        if isinstance(total.get(i), str):
+            continue
+        total[i] = v if isinstance(v, str) or i not in total else total[i] + v
+
+
+class Fold:
+    """The scaled matrices of one fold and its configurations, ready to be solved on a set
+    of one-vs-one pairs (:meth:`votes`)."""
+
+    def __init__(self, Xtr, Xte, by_kernel, configs, weights, unit_weights, order, fold):
+        self.Xtr, self.Xte = Xtr, Xte
+        self.by_kernel, self.configs = by_kernel, configs
+        self.weights, self.unit_weights = weights, unit_weights
+        self.order, self.fold = order, fold
+
+    def votes(self, rows, pairs):
+        """``{config index: votes (test rows x classes) or message}`` of the one-vs-one
+        ``pairs`` (their row indices into ``rows``, the training rows they use)."""
+        Xtr = self.Xtr if len(rows) == len(self.Xtr) else self.Xtr[rows]
+        Xte, configs, fold = self.Xte, self.configs, self.fold
+        G = gram(Xtr)
+        Gte = Xte @ Xtr.T
+        sq_tr = np.diag(G).copy()  # libsvm's x_square = dot(x, x): K(x, x) = exp(0) = 1
+        sq_te = np.einsum("ij,ij->i", Xte, Xte)
+        out = {}
+        # configurations whose binary problems share one kernel matrix are solved
+        # together; the polynomial ones of every gamma with an exact scaling share the
+        # gamma-1 problems (see _poly_scale), their C multiplied by gamma**degree, last
+        canonical = {}  # degree -> shared gamma-1 polynomial problems
+        canonical_requests = {}  # degree -> [(config index, C, balance)]
+        for (code, gamma, degree), idxs in self.by_kernel.items():
+            kname = {0: "linear", 1: "poly", 2: "rbf", 3: "sigmoid"}[code]
+            Ktr = kernel_from_gram(kname, gamma, G, sq_tr, sq_tr, degree)
+            Kte = kernel_from_gram(kname, gamma, Gte, sq_te, sq_tr, degree)
+            if not (np.isfinite(Ktr).all() and np.isfinite(Kte).all()):
+                for i in idxs:
+                    out[i] = (f"fold {fold}: kernel values overflow (kernel {kname}, "
+                              f"gamma {gamma})")
+                continue
+            scale = None
+            if code == 1:
+                if degree not in canonical:
+                    canonical[degree] = _canonical_poly(G, Gte, degree, pairs)
+                scale = 1.0 if gamma == 1.0 else _poly_scale(canonical[degree], gamma,
+                                                             degree, Ktr, Kte)
+            requests = [(i, 2.0 ** float(configs[i]["C"]) * (scale or 1.0),
+                         bool(configs[i].get("balanceClasses", False))
+                         and not self.unit_weights)
+                        for i in idxs]
+            if scale is not None:
+                canonical_requests.setdefault(degree, []).extend(requests)
+                continue
+            problems = [(ia, ib, libsvm_io.kernel_problem(
+                np.ascontiguousarray(Ktr[np.ix_(idx, idx)]), yy), Kte[:, idx])
+                for ia, ib, idx, yy in pairs]
+            out.update(self._solve(problems, requests))
+        for degree, requests in canonical_requests.items():
+            out.update(self._solve(canonical[degree]["problems"], requests))
+        return out
+
+    def _solve(self, problems, requests):
+        """Votes for ``requests`` ``[(config index, C, balance)]`` on one set of pair
+        problems."""
+        out = {}
+        for balance in (False, True):
+            cs = [c for _, c, b in requests if b == balance]
+            if not cs:
+                continue
+            votes = _vote_pairs(problems, self.order, cs,
+                                self.weights if balance else None, self.Xte.shape[0],
+                                self.fold)
+            out.update({i: votes[c] for i, c, b in requests if b == balance})
+        return out
 
 
 def _evaluate_each(task):
@@ -199,27 +256,12 @@ def _evaluate_each(task):
     return out
 
 
-def _solve_requests(problems, order, requests, weights, n_test, fold):
-    """Predictions for ``requests`` ``[(config index, C, balance)]`` on one set of pair
-    problems: ``{config index: predicted class indices or message}``."""
-    out = {}
-    for balance in (False, True):
-        cs = [c for _, c, b in requests if b == balance]
-        if not cs:
-            continue
-        pred = _predict_pairs(problems, order, cs, weights if balance else None, n_test, fold)
-        out.update({i: pred[c] for i, c, b in requests if b == balance})
-    return out
-
-
-def _predict_pairs(problems, order, cs, weights, n_test, fold):
-    """Train every one-vs-one pair for every C in ``cs`` and vote on the test rows
-    (libsvm's rules: a positive decision value votes for the first class of the pair; ties
-    go to the class first in label order). Returns ``{C: predicted class indices}`` or,
-    where libsvm refused the parameters, ``{C: message}``."""
+def _vote_pairs(problems, order, cs, weights, n_test, fold):
+    """Train every one-vs-one pair problem for every C in ``cs`` and count the votes of the
+    test rows (libsvm's rules: a positive decision value votes for the first class of the
+    pair). Returns ``{C: votes (test rows x classes)}`` or, where libsvm refused the
+    parameters, ``{C: message}``."""
     cs = sorted(set(cs))
-    if len(order) == 1:
-        return {c: np.full(n_test, order[0], dtype=np.int32) for c in cs}
     votes = {c: np.zeros((n_test, len(order)), dtype=np.int64) for c in cs}
     failed = {}
     for ia, ib, problem, kte in problems:
@@ -234,8 +276,7 @@ def _predict_pairs(problems, order, cs, weights, n_test, fold):
             pos = decisions[id(sol)]
             votes[c][:, ia] += pos
             votes[c][:, ib] += ~pos
-    labels = np.asarray(order, dtype=np.int32)
-    return {c: failed[c] if c in failed else labels[np.argmax(votes[c], axis=1)] for c in cs}
+    return {c: failed.get(c, votes[c]) for c in cs}
 
 
 class Solution:

@@ -252,17 +252,18 @@ def run_gridsearch(project, gt, project_dir, filelist=None, records=None, jobs=1
                 train = np.nonzero(fold_arr != f)[0]
                 folds_work.append((key, f, block, train, test, [e[2] for e in group]))
         workers = worker_count(jobs, scheduler)
-        # a local run keeps each worker's shared kernel matrices within its share of the
-        # memory; a larger fold trains its configurations one by one (Dask workers: their own
-        # machines, no budget)
+        # a local run keeps each worker's kernel matrices (those of a class pair) within its
+        # share of the memory, else trains configurations one by one (Dask workers: their
+        # own machines, no budget)
         budget = None if scheduler else _memory_budget(workers)
-        big = sorted({len(w[3]) for w in folds_work if budget and fold_memory(
-            len(w[3]), len(w[4]), np.bincount(y[w[3]], minlength=len(classes))) > budget})
+        big = sorted(len(train) for _, _, _, train, test, _ in folds_work if budget and
+                     fold_memory(len(train), len(test),
+                                 np.bincount(y[train], minlength=len(classes))) > budget)
         if big:
-            log.warn(f"folds of {big[0]} training points or more would need more than the "
-                     f"{budget / 2 ** 30:.1f} GiB of memory available per worker for shared "
-                     f"kernel matrices: their configurations are trained one by one (much "
-                     f"slower; fewer -j workers leave more memory to each)")
+            log.warn(f"folds of {big[0]} training points need more than the "
+                     f"{budget / 2 ** 30:.1f} GiB of memory available per worker even one "
+                     f"class pair at a time: their configurations are trained one by one "
+                     f"(much slower; fewer -j workers leave more memory to each)")
         tasks, meta = _schedule(folds_work, y, len(classes), workers, budget)
         progress = log.progress("grid", len(tasks)) if log.progress else None
         collected = {}
