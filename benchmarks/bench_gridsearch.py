@@ -50,8 +50,9 @@ main process trimmed; scikit-learn's part under load from other jobs): mirkit 27
 extrapolation (``--skip-mirkit --preps P --sklearn-full P`` for the five others, niced under
 load, so CPU only): all 8640 fits took 1207 CPU s (basic 229, lowlevel 187, nobands 112,
 normalized 230, gaussianized 240, mfcc 209): 24.5x mirkit's 49.3 CPU s; 1728/1728
-configurations identical fold by fold. Final code (idle machine): mirkit 26.8 s wall /
-48.4 s CPU: 23.6x run 1's scikit-learn wall, 24.9x run 3's CPU. 468/468 compared
+configurations identical fold by fold. Final code (folds worked pair by pair; idle
+machine): mirkit 27.7 s wall / 49.7 s CPU: 22.8x run 1's scikit-learn wall, 24.3x run 3's
+CPU. 468/468 compared
 configurations identical fold by fold; the .result files identical byte for byte to those
 of the engine before the shared-C solves. (Session 1, before the shared-C solves and on a
 loaded machine: mirkit 62 s wall / 88 s CPU, 14.6x CPU.)
