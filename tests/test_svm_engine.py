@@ -60,15 +60,17 @@ def test_constant_dimension_in_a_fold_fails_like_gaia():
     fit_scaling(block, np.arange(len(y)))  # fine with row 5 in
 
 
-@pytest.mark.parametrize("fold", [0, 3])
-def test_engine_equals_per_configuration_training(fold):
-    ds, labels, y = dataset()
+@pytest.mark.parametrize("fold,n_classes", [(0, 3), (3, 3), (0, 2), (2, 4)])
+def test_engine_equals_per_configuration_training(fold, n_classes):
+    """Two classes too: then the only pair's rows are all the training rows, in pair order
+    (class a first), not in training order."""
+    ds, labels, y = dataset(n_classes=n_classes)
     block = FeatureBlock.from_dataset(ds)
     train, test = fold_rows(labels, ds.ids, f=fold)
-    res = evaluate_fold({"block": block, "y": y, "n_classes": 3, "train": train, "test": test,
-                         "fold": fold, "configs": CONFIGS})
+    res = evaluate_fold({"block": block, "y": y, "n_classes": n_classes, "train": train,
+                         "test": test, "fold": fold, "configs": CONFIGS})
     for i, cfg in enumerate(CONFIGS):
-        direct = evaluate_config_direct(block, y, 3, train, test, cfg)
+        direct = evaluate_config_direct(block, y, n_classes, train, test, cfg)
         assert np.array_equal(res[i], direct), cfg
 
 

@@ -186,7 +186,7 @@ class Fold:
     def votes(self, rows, pairs):
         """``{config index: votes (test rows x classes) or message}`` of the one-vs-one
         ``pairs`` (their row indices into ``rows``, the training rows they use)."""
-        Xtr = self.Xtr if len(rows) == len(self.Xtr) else self.Xtr[rows]
+        Xtr = self.Xtr[rows]  # rows in pair order (class a, then class b)
         Xte, configs, fold = self.Xte, self.configs, self.fold
         G = gram(Xtr)
         Gte = Xte @ Xtr.T
