@@ -157,8 +157,8 @@ def evaluate_fold(task):
 
     votes = {}
     work = Fold(Xtr, Xte, by_kernel, configs, weights, unit_weights, order, fold)
-    for ia, ib, idx, yy in pairs:  # its rows only, pair indices local to them
-        _add_votes(votes, work.votes(idx, [(ia, ib, np.arange(len(idx)), yy)]))
+    for ia, ib, idx, yy in pairs:
+        _add_votes(votes, work.pair_votes(ia, ib, idx, yy))
     labels = np.asarray(order, dtype=np.int32)
     for i, v in votes.items():
         out[i] = v if isinstance(v, str) else labels[np.argmax(v, axis=1)]
@@ -174,8 +174,8 @@ def _add_votes(total, part):
 
 
 class Fold:
-    """The scaled matrices of one fold and its configurations, ready to be solved on a set
-    of one-vs-one pairs (:meth:`votes`)."""
+    """The scaled matrices of one fold and its configurations, ready to be solved one
+    one-vs-one class pair at a time (:meth:`pair_votes`)."""
 
     def __init__(self, Xtr, Xte, by_kernel, configs, weights, unit_weights, order, fold):
         self.Xtr, self.Xte = Xtr, Xte
@@ -183,10 +183,12 @@ class Fold:
         self.weights, self.unit_weights = weights, unit_weights
         self.order, self.fold = order, fold
 
-    def votes(self, rows, pairs):
-        """``{config index: votes (test rows x classes) or message}`` of the one-vs-one
-        ``pairs`` (their row indices into ``rows``, the training rows they use)."""
-        Xtr = self.Xtr[rows]  # rows in pair order (class a, then class b)
+    def pair_votes(self, ia, ib, idx, yy):
+        """``{config index: votes (test rows x classes) or message}`` of the pair of classes
+        ``ia``/``ib`` trained on the fold's rows ``idx`` (class a, then class b) with labels
+        ``yy``: the Gram and kernel matrices of those rows only."""
+        Xtr = self.Xtr[idx]
+        pairs = [(ia, ib, np.arange(len(idx)), yy)]  # indices local to Xtr
         Xte, configs, fold = self.Xte, self.configs, self.fold
         G = gram(Xtr)
         Gte = Xte @ Xtr.T
