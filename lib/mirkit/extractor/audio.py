@@ -123,31 +123,6 @@ def open_info(path, shown=None):
     return info
 
 
-def read_audio(path, dtype="float32"):
-    """Decode the whole file: ``(samples (n, channels) float32, sample_rate, info)``.
-
-    Raises MirkitError naming the file for unreadable, empty or undecodable input.
-    """
-    import soundfile as sf
-    _check_readable(path)
-    try:
-        with _quiet_stderr():   # libmpg123 prints "Note: ..." lines on stderr
-            with sf.SoundFile(os.fsencode(path)) as f:
-                info = {"format": f.format, "subtype": f.subtype, "channels": f.channels,
-                        "samplerate": f.samplerate, "frames": f.frames}
-                data = f.read(dtype=dtype, always_2d=True)
-    except sf.LibsndfileError as exc:
-        raise _open_error(path, exc) from None
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise MirkitError(f"cannot decode audio: {exc}", display_name(path)) from None
-    if info["samplerate"] <= 0:
-        raise MirkitError("invalid sample rate in the file header", display_name(path))
-    if not np.all(np.isfinite(data)):
-        data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0)
-    info["frames"] = len(data)
-    return data, int(info["samplerate"]), info
-
-
 DECODE_BLOCK = 1 << 18  # frames per read, here and in stream.decode_blocks: see read_mono
 
 
@@ -182,9 +157,10 @@ def read_mono(path, start=0, end=None, block=DECODE_BLOCK):
     """Decode the file block by block into its mono mix (the mean of the channels, float32,
     at the file's own rate), keeping samples ``[start, end)`` only: what a model's front end
     reads, without ever holding the multichannel signal (a 6-minute 48 kHz stereo track:
-    66 MB instead of 200 MB at the peak). The same samples as ``read_audio(path)[0]
-    [start:end].mean(axis=1, dtype=float32)``. Returns ``(mono, sample_rate, decoded
-    frames)``; MirkitError naming the file for unreadable or undecodable input.
+    66 MB instead of 200 MB at the peak). The same samples as decoding the whole file at
+    once and taking ``[start:end].mean(axis=1, dtype=float32)``. Returns ``(mono,
+    sample_rate, decoded frames)``; MirkitError naming the file for unreadable or
+    undecodable input.
 
     MP3: libsndfile's decoder returns samples that depend on the read size by one float32
     ulp (on ~20 % of the samples); blocks of the descriptor decoder's size make models and
@@ -383,7 +359,7 @@ def _mp3_first_frame(fh, size):
 
 def probe(path, info):
     """Audio properties of the encoded file (see module docstring). ``info`` comes from
-    :func:`read_audio`."""
+    :func:`open_info`."""
     fmt, subtype = info["format"], info["subtype"]
     codec = _codec_name(fmt, subtype)
     sr, ch = info["samplerate"], info["channels"]
